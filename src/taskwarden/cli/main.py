@@ -1,0 +1,89 @@
+"""The ``taskwarden`` command line: ``serve`` starts a node."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from taskwarden.errors import TaskwardenError
+from taskwarden.timevalue import parse_time_value
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="taskwarden",
+    help="Run, list and cancel long-running Python tasks (Elasticsearch Task Management API).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _attributes(pairs: list[str]) -> dict[str, str]:
+    attributes: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"expected KEY=VALUE, got [{pair}]", param_hint="--attr")
+        attributes[key] = value
+    return attributes
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port (0 picks a free one).", min=0, max=65535)] = 9200,
+    data_dir: Annotated[Path, typer.Option(help="Folder for the node id and the SQLite store.")] = Path(
+        "data"
+    ),
+    node_name: Annotated[str | None, typer.Option(help="Node name (default: host name).")] = None,
+    cluster_name: Annotated[str, typer.Option(help="Cluster name.")] = "taskwarden",
+    store: Annotated[
+        str | None,
+        typer.Option(help="sqlite:///PATH or postgresql://... (default: SQLite in the data folder)."),
+    ] = None,
+    app_modules: Annotated[
+        list[str] | None,
+        typer.Option("--app", help="Python module whose @action functions to load (repeatable)."),
+    ] = None,
+    attr: Annotated[
+        list[str] | None, typer.Option(help="Node attribute KEY=VALUE (repeatable).")
+    ] = None,
+    test_actions: Annotated[
+        bool, typer.Option("--test-actions/--no-test-actions", help="Offer test:sleep.")
+    ] = True,
+    grace: Annotated[
+        str, typer.Option(help="Process tasks: time from the stop request to SIGTERM.")
+    ] = "10s",
+) -> None:
+    """Start a node (one process; SQLite in the data folder unless --store says otherwise)."""
+    from taskwarden.node import NodeSettings
+    from taskwarden.server import run_node
+
+    try:
+        grace_nanos = parse_time_value(grace, "grace")
+    except TaskwardenError as exc:
+        raise typer.BadParameter(exc.reason, param_hint="--grace") from None
+    settings = NodeSettings(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        node_name=node_name,
+        cluster_name=cluster_name,
+        store=store,
+        apps=list(app_modules or []),
+        attributes=_attributes(list(attr or [])),
+        test_actions=test_actions,
+        grace_seconds=max(0, grace_nanos) / 1e9,
+    )
+    run_node(settings)
+
+
+@app.callback()
+def _root() -> None:
+    """taskwarden: tasks you can see and cancel, over the Elasticsearch Task Management API."""
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,213 @@
+"""ClusterService: coordinates list, get, cancel and action runs over the selected nodes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from taskwarden.cluster.local import LocalNode
+from taskwarden.cluster.membership import Membership
+from taskwarden.cluster.nodes import NodeInfo, resolve_nodes
+from taskwarden.cluster.requests import (
+    CancelRequest,
+    ClusterTasksResult,
+    GetResult,
+    ListRequest,
+    NodeTasksResult,
+)
+from taskwarden.errors import (
+    FailedNodeError,
+    NoSuchNodeError,
+    ResourceNotFoundError,
+    TaskwardenError,
+)
+from taskwarden.runtime.runner import ActionRunner, Outcome
+from taskwarden.store import ClusterStore
+from taskwarden.tasks import CancellationService, CancelReason, Task, TaskId, TaskManager
+
+__all__ = ["ClusterService"]
+
+log = logging.getLogger(__name__)
+
+NodeOp = Callable[[NodeInfo, Task], Awaitable[NodeTasksResult]]
+
+
+class ClusterService:
+    """Any node coordinates any request: pick nodes, ask each, merge answers and failures."""
+
+    def __init__(
+        self,
+        manager: TaskManager,
+        cancellation: CancellationService,
+        local: LocalNode,
+        membership: Membership,
+        runner: ActionRunner,
+        store: ClusterStore,
+        *,
+        cluster_name: str,
+        cluster_uuid: str,
+    ) -> None:
+        self.cluster_name = cluster_name
+        self.cluster_uuid = cluster_uuid
+        self.manager = manager
+        self.cancellation = cancellation
+        self.local = local
+        self.membership = membership
+        self.runner = runner
+        self.store = store
+
+    @property
+    def node_id(self) -> str:
+        return self.manager.node_id
+
+    # REST requests as tasks ------------------------------------------------------------
+
+    @asynccontextmanager
+    async def rest_task(
+        self, action: str, headers: dict[str, str], *, cancellable: bool = True
+    ) -> AsyncIterator[Task]:
+        """Register a REST request as a task for as long as it runs."""
+        task = self.manager.register("transport", action, headers=headers, cancellable=cancellable)
+        try:
+            yield task
+        finally:
+            self.manager.unregister(task)
+
+    async def cancel_task(self, task: Task, reason: CancelReason) -> None:
+        """Cancel one local task and its tree without waiting (client went away, shutdown)."""
+        if task.cancellable:
+            await self.cancellation.cancel(task, reason)
+
+    # nodes -----------------------------------------------------------------------------
+
+    def nodes(self, selectors: Sequence[str] = ()) -> list[NodeInfo]:
+        return resolve_nodes(selectors, self.membership.live_nodes(), self.node_id)
+
+    # list / cancel ---------------------------------------------------------------------
+
+    async def list_tasks(
+        self, request: ListRequest, selectors: Sequence[str], parent: Task
+    ) -> ClusterTasksResult:
+        async def op(node: NodeInfo, child: Task) -> NodeTasksResult:
+            return await self.local.list_tasks(request)
+
+        return await self._fan_out(self.nodes(selectors), parent, op)
+
+    async def cancel_tasks(
+        self, request: CancelRequest, selectors: Sequence[str], parent: Task
+    ) -> ClusterTasksResult:
+        if request.task_id is not None:
+            owner = self.membership.get(request.task_id.node_id)
+            if owner is None:
+                result = ClusterTasksResult()
+                missing = request.task_id.node_id
+                result.node_failures.append(
+                    FailedNodeError(
+                        missing,
+                        caused_by=NoSuchNodeError(
+                            f"No such node [{missing}]", metadata={"node_id": missing}
+                        ),
+                    )
+                )
+                return result
+            targets = [owner]
+        else:
+            targets = self.nodes(selectors)
+
+        async def op(node: NodeInfo, child: Task) -> NodeTasksResult:
+            return await self.local.cancel_tasks(request)
+
+        return await self._fan_out(targets, parent, op)
+
+    async def _fan_out(
+        self, targets: Sequence[NodeInfo], parent: Task, op: NodeOp
+    ) -> ClusterTasksResult:
+        result = ClusterTasksResult()
+        answers = await asyncio.gather(
+            *(self._on_node(node, parent, op) for node in targets), return_exceptions=True
+        )
+        for node, answer in zip(targets, answers, strict=True):
+            if isinstance(answer, TaskwardenError):
+                result.node_failures.append(FailedNodeError(node.node_id, caused_by=answer))
+            elif isinstance(answer, BaseException):
+                raise answer
+            else:
+                result.nodes[node.node_id] = node
+                result.tasks.extend(answer.tasks)
+                result.task_failures.extend(answer.task_failures)
+        return result
+
+    async def _on_node(self, node: NodeInfo, parent: Task, op: NodeOp) -> NodeTasksResult:
+        """Run ``op`` for ``node`` as the ``<action>[n]`` child of the coordinating task."""
+        child = self.manager.register(
+            "direct",
+            parent.action + "[n]",
+            parent_id=parent.id,
+            headers=parent.headers,
+            cancellable=parent.cancellable,
+        )
+        try:
+            return await op(node, child)
+        finally:
+            self.manager.unregister(child)
+
+    # get -------------------------------------------------------------------------------
+
+    async def get_task(
+        self, task_id: TaskId, *, wait_for_completion: bool, timeout_nanos: int | None
+    ) -> GetResult:
+        if task_id.node_id == self.node_id:
+            return await self.local.get_task(
+                task_id, wait_for_completion=wait_for_completion, timeout_nanos=timeout_nanos
+            )
+        try:
+            return await self.local.stored_result(task_id)
+        except ResourceNotFoundError as not_stored:
+            raise ResourceNotFoundError(
+                f"task [{task_id}] belongs to the node [{task_id.node_id}] which isn't part of "
+                "the cluster and there is no record of the task",
+                caused_by=not_stored,
+            ) from None
+
+    # actions ---------------------------------------------------------------------------
+
+    async def start_action(
+        self,
+        action: str,
+        body: dict[str, Any],
+        headers: dict[str, str],
+        *,
+        background: bool,
+    ) -> tuple[Task, asyncio.Future[Outcome]]:
+        """Register and start an action; a background one is journaled before it runs."""
+        spec, params = self.runner.prepare(action, body)
+        task = self.runner.register(spec, params, headers=headers)
+        if not background:
+            return task, self.runner.launch(task, spec, params)
+        try:
+            await self.store.journal_task(
+                str(task.id), self.node_id, task.info(detailed=True).to_dict()
+            )
+        except BaseException:
+            self.manager.unregister(task)
+            raise
+        return task, self.runner.launch(task, spec, params, finisher=self._store_outcome)
+
+    async def _store_outcome(self, task: Task, outcome: Outcome) -> None:
+        info = task.info(detailed=True).to_dict()
+        info.pop("cancelled", None)
+        try:
+            if outcome.error is not None:
+                await self.store.store_result(
+                    str(task.id), self.node_id, info, error=outcome.error.to_dict()
+                )
+            else:
+                await self.store.store_result(
+                    str(task.id), self.node_id, info, response=outcome.response
+                )
+        except TaskwardenError:
+            # The journal row stays unfinished; the next start of this node reports it failed.
+            log.exception("could not store the outcome of task [%s]", task.id)

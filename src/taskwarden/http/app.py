@@ -1,0 +1,91 @@
+"""The routes table: every REST endpoint, and ES-style answers for unknown paths and methods."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from taskwarden.cluster.service import ClusterService
+from taskwarden.errors import IllegalArgumentError, MethodNotAllowedError
+from taskwarden.http.context import Handler, Reply, RestContext, es_endpoint
+from taskwarden.http.routes import actions, cat, nodes, tasks
+
+__all__ = ["build_app"]
+
+
+def _cluster_of(request: Request) -> ClusterService:
+    cluster: ClusterService = request.app.state.cluster
+    return cluster
+
+
+def _route(path: str, methods: list[str], allowed: Collection[str], handler: Handler) -> Route:
+    return Route(path, es_endpoint(_cluster_of, allowed, handler), methods=methods)
+
+
+def _api_routes() -> list[Route]:
+    return [
+        _route("/", ["GET"], nodes.ROOT_PARAMS, nodes.root),
+        _route("/_tasks", ["GET"], tasks.LIST_PARAMS, tasks.list_tasks),
+        _route("/_tasks/_cancel", ["POST"], tasks.CANCEL_PARAMS, tasks.cancel_tasks),
+        _route("/_tasks/{task_id}", ["GET"], tasks.GET_PARAMS, tasks.get_task),
+        _route("/_tasks/{task_id}/_cancel", ["POST"], tasks.CANCEL_PARAMS, tasks.cancel_tasks),
+        _route("/_cat/tasks", ["GET"], cat.CAT_TASKS_PARAMS, cat.cat_tasks),
+        _route("/_cat/nodes", ["GET"], cat.CAT_NODES_PARAMS, cat.cat_nodes),
+        _route("/_nodes", ["GET"], nodes.NODES_PARAMS, nodes.nodes_info),
+        _route("/_nodes/{node_id}", ["GET"], nodes.NODES_PARAMS, nodes.nodes_info),
+        _route("/_actions/{action}", ["POST"], actions.ACTION_PARAMS, actions.run_action),
+    ]
+
+
+def _methods_for(routes: list[Route], path: str) -> list[str]:
+    methods: set[str] = set()
+    for route in routes:
+        if route.path_regex.match(path) and route.methods:
+            methods |= route.methods
+    return sorted(methods)
+
+
+def _fallback(routes: list[Route]) -> Route:
+    """Unknown path: 400 ``no handler found``; known path, wrong method: 405 with ``Allow``."""
+
+    async def no_handler(ctx: RestContext) -> Reply:
+        request = ctx.request
+        path = request.url.path
+        methods = _methods_for(routes, path)
+        if methods:
+            allowed = ", ".join(methods)
+            raise MethodNotAllowedError(
+                f"Incorrect HTTP method for uri [{path}] and method [{request.method}], "
+                f"allowed: [{allowed}]"
+            )
+        raise IllegalArgumentError(
+            f"no handler found for uri [{path}] and method [{request.method}]"
+        )
+
+    inner = es_endpoint(_cluster_of, (), no_handler)
+
+    async def endpoint(request: Request) -> Response:
+        response = await inner(request)
+        if response.status_code == 405:
+            response.headers["Allow"] = ", ".join(_methods_for(routes, request.url.path))
+        return response
+
+    return Route(
+        "/{path:path}",
+        endpoint,
+        methods=["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"],
+    )
+
+
+def build_app(cluster: ClusterService, extra_routes: list[BaseRoute] | None = None) -> Starlette:
+    """The ASGI app of one node."""
+    routes = _api_routes()
+    table: list[BaseRoute] = [*routes, *(extra_routes or []), _fallback(routes)]
+    app = Starlette(routes=table)
+    app.state.cluster = cluster
+    return app
+

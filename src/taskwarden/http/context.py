@@ -1,0 +1,196 @@
+"""One REST request: parameters, task headers, body, disconnect watch, ES-style replies."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from taskwarden.cluster.service import ClusterService
+from taskwarden.errors import (
+    ContentParseError,
+    IllegalArgumentError,
+    ParseError,
+    RequestTooLargeError,
+    TaskwardenError,
+)
+from taskwarden.http.params import RequestParams
+from taskwarden.http.render import EsResponse, error_body, internal_error, negotiate_media_type
+from taskwarden.tasks import CancelReason, CancelSource, Task
+
+__all__ = ["MAX_BODY_BYTES", "MAX_HEADER_BYTES", "Reply", "RestContext", "es_endpoint"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MAX_BODY_BYTES = 1024 * 1024
+MAX_HEADER_BYTES = 16 * 1024
+_TASK_HEADERS = {
+    "x-opaque-id": "X-Opaque-Id",
+    "traceparent": "traceparent",
+    "x-elastic-product-origin": "X-elastic-product-origin",
+}
+
+
+@dataclass
+class Reply:
+    """What a handler answers: a JSON body, or text for ``_cat`` and hot threads."""
+
+    body: Any
+    status: int = 200
+    text: str | None = None
+    content_type: str = "text/plain; charset=UTF-8"
+
+
+def task_headers(request: Request) -> dict[str, str]:
+    """The caller's headers a task carries (and passes to its children), size-capped like ES."""
+    headers: dict[str, str] = {}
+    for raw_name, name in _TASK_HEADERS.items():
+        value = request.headers.get(raw_name)
+        if value is not None:
+            headers[name] = value
+    traceparent = headers.get("traceparent")
+    if traceparent is not None:
+        parts = traceparent.split("-")
+        if len(parts) == 4 and len(parts[1]) == 32:
+            headers["trace.id"] = parts[1]
+    size = sum(2 * (len(k) + len(v)) for k, v in headers.items())
+    if size > MAX_HEADER_BYTES:
+        raise IllegalArgumentError("Request exceeded the maximum size of task headers 16kb")
+    return headers
+
+
+class RestContext:
+    """Everything a route handler needs about its request."""
+
+    def __init__(
+        self, request: Request, params: RequestParams, headers: dict[str, str],
+        cluster: ClusterService,
+    ) -> None:
+        self.request = request
+        self.params = params
+        self.headers = headers
+        self.cluster = cluster
+
+    def path_param(self, name: str) -> str:
+        return str(self.request.path_params[name])
+
+    async def json_body(self) -> dict[str, Any]:
+        """The request body as a JSON object; empty body is ``{}``."""
+        length = self.request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+            raise _too_large()
+        chunks = bytearray()
+        async for chunk in self.request.stream():
+            chunks.extend(chunk)
+            if len(chunks) > MAX_BODY_BYTES:
+                raise _too_large()
+        if not chunks.strip():
+            return {}
+        try:
+            body = orjson.loads(bytes(chunks))
+        except orjson.JSONDecodeError as exc:
+            raise ContentParseError(f"[{exc.lineno}:{exc.colno}] {exc.msg}") from None
+        if not isinstance(body, dict):
+            raise ParseError("request body must be a JSON object")
+        return body
+
+    async def until_disconnect(self, task: Task, work: Awaitable[T]) -> T:
+        """Run ``work``; if the client goes away first, cancel ``task`` (and its tree)."""
+        job = asyncio.ensure_future(work)
+        watcher = asyncio.ensure_future(self._disconnected())
+        try:
+            done, _ = await asyncio.wait({job, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if job in done:
+                return job.result()
+            client = self.request.client
+            channel = f"{client.host}:{client.port}" if client else "unknown"
+            reason = CancelReason(f"http channel [{channel}] closed", CancelSource.CLIENT_DISCONNECT)
+            await self.cluster.cancel_task(task, reason)
+            job.cancel()
+            return await job
+        finally:
+            watcher.cancel()
+
+    async def _disconnected(self) -> None:
+        while True:
+            message = await self.request.receive()
+            if message["type"] == "http.disconnect":
+                return
+
+
+def _too_large() -> RequestTooLargeError:
+    return RequestTooLargeError(f"request body is larger than the limit of [{MAX_BODY_BYTES}] bytes")
+
+
+Handler = Callable[[RestContext], Awaitable[Reply]]
+
+
+def es_endpoint(
+    cluster_of: Callable[[Request], ClusterService], allowed: Collection[str], handler: Handler
+) -> Callable[[Request], Awaitable[Response]]:
+    """Wrap a handler: parse parameters, render the reply or any error the ES way."""
+    allowed_set = frozenset(allowed)
+
+    async def endpoint(request: Request) -> Response:
+        opaque_id = request.headers.get("x-opaque-id")
+        media_type = negotiate_media_type(
+            request.headers.get("accept"), request.headers.get("content-type")
+        )
+        pretty = False
+        error_trace = False
+        try:
+            params = RequestParams(request.url.path, request.query_params.multi_items(), allowed_set)
+            pretty = params.pretty
+            error_trace = params.error_trace
+            ctx = RestContext(request, params, task_headers(request), cluster_of(request))
+            reply = await handler(ctx)
+        except TaskwardenError as exc:
+            return _error(exc, media_type, pretty, error_trace, opaque_id)
+        except Exception as exc:
+            log.exception("unexpected failure serving %s %s", request.method, request.url.path)
+            return _error(internal_error(exc), media_type, pretty, error_trace, opaque_id, exc)
+        if reply.text is not None:
+            headers = {"X-Elastic-Product": "Elasticsearch"}
+            if opaque_id is not None:
+                headers["X-Opaque-Id"] = opaque_id
+            return Response(reply.text, status_code=reply.status, headers=headers,
+                            media_type=reply.content_type)
+        return EsResponse(
+            reply.body,
+            status=reply.status,
+            pretty=params.pretty,
+            filter_path=params.filter_path,
+            media_type=media_type,
+            opaque_id=opaque_id,
+        )
+
+    return endpoint
+
+
+def _error(
+    exc: TaskwardenError,
+    media_type: str,
+    pretty: bool,
+    error_trace: bool,
+    opaque_id: str | None,
+    original: BaseException | None = None,
+) -> Response:
+    stack = None
+    if error_trace:
+        stack = "".join(traceback.format_exception(original or exc))
+    return EsResponse(
+        error_body(exc, error_trace=error_trace, stack_trace=stack),
+        status=exc.http_status,
+        pretty=pretty,
+        media_type=media_type,
+        opaque_id=opaque_id,
+    )

@@ -1,0 +1,242 @@
+"""ActionRunner: registers an action's task, runs it on its executor, reports its outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from taskwarden.errors import (
+    ActionFailedError,
+    NoSuchNodeError,
+    TaskCancelledError,
+    TaskwardenError,
+    es_type_of,
+)
+from taskwarden.runtime.executors.processes import ProcessExecutor
+from taskwarden.runtime.executors.threads import ThreadExecutor
+from taskwarden.runtime.handle import AsyncTaskHandle, ChildLauncher, ThreadTaskHandle
+from taskwarden.runtime.registry import ActionRegistry, ActionSpec
+from taskwarden.tasks import (
+    EMPTY_TASK_ID,
+    NODE_SHUTTING_DOWN,
+    CancellableTask,
+    CancelReason,
+    Task,
+    TaskId,
+    TaskManager,
+)
+
+__all__ = ["ActionRunner", "LocalLauncher", "Outcome"]
+
+log = logging.getLogger(__name__)
+
+_STUCK_AFTER_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a task ended: a JSON-able response or an error."""
+
+    response: Any = None
+    error: TaskwardenError | None = None
+
+
+Finisher = Callable[[Task, Outcome], Awaitable[None]]
+
+
+class ActionRunner:
+    """Runs registered actions as tasks on the async, thread or process executor."""
+
+    def __init__(
+        self,
+        manager: TaskManager,
+        registry: ActionRegistry,
+        *,
+        threads: ThreadExecutor,
+        processes: ProcessExecutor,
+    ) -> None:
+        self.manager = manager
+        self.registry = registry
+        self.threads = threads
+        self.processes = processes
+        self.launcher: ChildLauncher = LocalLauncher(self)
+        self._running: dict[int, asyncio.Task[None]] = {}
+
+    def prepare(self, action: str, body: Mapping[str, Any]) -> tuple[ActionSpec, dict[str, Any]]:
+        """Find the action and check its parameters before anything is registered."""
+        spec = self.registry.get(action)
+        return spec, spec.check_params(body)
+
+    def register(
+        self,
+        spec: ActionSpec,
+        params: Mapping[str, Any],
+        *,
+        parent_id: TaskId = EMPTY_TASK_ID,
+        headers: dict[str, str] | None = None,
+        type: str = "transport",
+    ) -> Task:
+        """Register the task for one run; raises TaskCancelledError under a banned parent."""
+        return self.manager.register(
+            type,
+            spec.name,
+            parent_id=parent_id,
+            headers=headers,
+            description=spec.description,
+            cancellable=spec.is_cancellable(params),
+        )
+
+    def launch(
+        self,
+        task: Task,
+        spec: ActionSpec,
+        params: dict[str, Any],
+        *,
+        finisher: Finisher | None = None,
+    ) -> asyncio.Future[Outcome]:
+        """Start running a registered task; the future resolves after it has unregistered."""
+        loop = asyncio.get_running_loop()
+        outcome: asyncio.Future[Outcome] = loop.create_future()
+        handle = AsyncTaskHandle(task, self.launcher, self.threads, self.processes)
+        job = loop.create_task(self._execute(task, spec, params, handle, finisher, outcome))
+        self._running[task.id.id] = job
+        if spec.executor == "async" and isinstance(task, CancellableTask):
+            started = loop.time()
+            task.add_cancel_listener(
+                lambda reason: self._cancel_coroutine(job, handle, reason, 0.01, started)
+            )
+        return outcome
+
+    async def run(
+        self,
+        action: str,
+        body: Mapping[str, Any],
+        *,
+        parent_id: TaskId = EMPTY_TASK_ID,
+        headers: dict[str, str] | None = None,
+        type: str = "transport",
+    ) -> Outcome:
+        """Prepare, register and run an action to its end (for children and tests)."""
+        spec, params = self.prepare(action, body)
+        task = self.register(spec, params, parent_id=parent_id, headers=headers, type=type)
+        return await self.launch(task, spec, params)
+
+    async def _execute(
+        self,
+        task: Task,
+        spec: ActionSpec,
+        params: dict[str, Any],
+        handle: AsyncTaskHandle,
+        finisher: Finisher | None,
+        outcome_future: asyncio.Future[Outcome],
+    ) -> None:
+        outcome = Outcome(error=TaskCancelledError("task cancelled [node shutting down]"))
+        try:
+            outcome = await self._call(task, spec, params, handle)
+            if finisher is not None:
+                await handle.until_done(finisher(task, outcome))
+        finally:
+            self._running.pop(task.id.id, None)
+            self.manager.unregister(task)
+            if not outcome_future.done():
+                outcome_future.set_result(outcome)
+
+    async def _call(
+        self, task: Task, spec: ActionSpec, params: dict[str, Any], handle: AsyncTaskHandle
+    ) -> Outcome:
+        try:
+            if spec.executor == "async":
+                response = await spec.fn(handle, **params)
+            elif spec.executor == "thread":
+                thread_handle = ThreadTaskHandle(task, self.launcher, asyncio.get_running_loop())
+                call = functools.partial(spec.fn, thread_handle, **params)
+                response = await handle.until_done(self.threads.submit(call))
+            else:
+                grace = spec.grace(params) if spec.grace is not None else None
+                response = await handle.until_done(
+                    self.processes.run(task, spec.fn, params, grace=grace)
+                )
+            _check_json(spec.name, response)
+            return Outcome(response=response)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            if isinstance(task, CancellableTask) and task.is_cancelled:
+                return Outcome(error=task.cancelled_error())
+            return Outcome(error=TaskCancelledError(f"task cancelled [{NODE_SHUTTING_DOWN}]"))
+        except TaskwardenError as exc:
+            return Outcome(error=exc)
+        except Exception as exc:
+            log.debug("action [%s] of task [%s] failed", spec.name, task.id, exc_info=True)
+            return Outcome(
+                error=ActionFailedError(str(exc) or type(exc).__name__, es_type=es_type_of(exc))
+            )
+
+    def _cancel_coroutine(
+        self,
+        job: asyncio.Task[None],
+        handle: AsyncTaskHandle,
+        reason: CancelReason,
+        delay: float,
+        started: float,
+    ) -> None:
+        """Cancel the action's coroutine, and again until it ends: a coroutine may swallow one."""
+        if job.done():
+            return
+        if not handle.shielded:
+            job.cancel(f"task cancelled [{reason}]")
+        loop = job.get_loop()
+        if delay >= 1.0 and loop.time() - started > _STUCK_AFTER_S:
+            log.warning("task [%s] still running %.0fs after it was cancelled", handle.id,
+                        loop.time() - started)
+            started = loop.time()
+        loop.call_later(
+            delay, self._cancel_coroutine, job, handle, reason, min(delay * 2, 1.0), started
+        )
+
+    async def wait_all(self, timeout: float) -> bool:
+        """Wait until every running action has ended; False if some are still running."""
+        jobs = list(self._running.values())
+        if not jobs:
+            return True
+        _, pending = await asyncio.wait(jobs, timeout=timeout)
+        return not pending
+
+
+def _check_json(action: str, response: Any) -> None:
+    try:
+        orjson.dumps(response, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError as exc:
+        raise ActionFailedError(
+            f"action [{action}] returned a response that is not JSON: {exc}",
+            es_type="illegal_state_exception",
+        ) from None
+
+
+class LocalLauncher:
+    """Starts children on this node only (a one-node cluster)."""
+
+    def __init__(self, runner: ActionRunner) -> None:
+        self._runner = runner
+
+    def live_node_ids(self) -> list[str]:
+        return [self._runner.manager.node_id]
+
+    async def spawn(
+        self, parent: Task, action: str, params: dict[str, Any], *, node: str | None
+    ) -> Any:
+        if node not in (None, self._runner.manager.node_id):
+            raise NoSuchNodeError(f"No such node [{node}]", metadata={"node_id": node})
+        outcome = await self._runner.run(
+            action, params, parent_id=parent.id, headers=parent.headers, type="direct"
+        )
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.response

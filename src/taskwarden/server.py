@@ -1,0 +1,111 @@
+"""Serve a node over HTTP with uvicorn; SIGTERM/SIGINT stop it gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Generator
+
+import uvicorn
+
+from taskwarden.node import Node, NodeSettings
+
+__all__ = ["run_node", "serve"]
+
+log = logging.getLogger("taskwarden.server")
+
+
+class NodeServer(uvicorn.Server):
+    """uvicorn, but a stop signal first cancels the node's tasks so waiting callers get answers."""
+
+    def __init__(self, config: uvicorn.Config, node: Node) -> None:
+        super().__init__(config)
+        self.node = node
+        self._stopping: asyncio.Task[None] | None = None
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGTERM, signal.SIGINT)
+        for sig in signals:
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        try:
+            yield
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+
+    def _on_signal(self, sig: int) -> None:
+        if self._stopping is not None:
+            log.warning("second stop signal: exiting without waiting for tasks")
+            self.force_exit = True
+            self.should_exit = True
+            return
+        log.info("received %s: cancelling running tasks", signal.Signals(sig).name)
+        self._stopping = asyncio.get_running_loop().create_task(self._graceful())
+
+    async def _graceful(self) -> None:
+        try:
+            await self.node.cancel_all()
+        finally:
+            self.should_exit = True
+
+
+async def serve(settings: NodeSettings) -> None:
+    """Run one node until it is told to stop."""
+    node = Node(settings)
+    app = await node.start()
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        http="httptools",
+        lifespan="off",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=5,
+    )
+    server = NodeServer(config, node)
+    announce = asyncio.get_running_loop().create_task(_announce(server, node))
+    try:
+        await server.serve()
+    finally:
+        announce.cancel()
+        await node.stop()
+    log.info("node [%s][%s] stopped", node.name, node.node_id)
+
+
+async def _announce(server: NodeServer, node: Node) -> None:
+    """Once listening, record the bound port and say where the node is."""
+    while not server.started:
+        await asyncio.sleep(0.01)
+    port = node.settings.port
+    for listener in server.servers:
+        for sock in listener.sockets:
+            port = sock.getsockname()[1]
+            break
+    node.set_port(port)
+    print(
+        f"taskwarden node [{node.name}][{node.node_id}] started on "
+        f"http://{node.settings.host}:{port} (cluster [{node.settings.cluster_name}], "
+        f"store {node.settings.store_url()})",
+        flush=True,
+    )
+
+
+def run_node(settings: NodeSettings) -> None:
+    """Blocking entry point used by the CLI."""
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        import uvloop
+
+        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
+    except ImportError:
+        runner = asyncio.Runner()
+    with runner:
+        runner.run(serve(settings))

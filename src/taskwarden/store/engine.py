@@ -1,0 +1,94 @@
+"""Connecting to the store: URL rewriting to async drivers and SQLite connection settings."""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from taskwarden.errors import IllegalArgumentError, StoreUnavailableError
+
+__all__ = [
+    "SQLITE_BUSY_TIMEOUT_MILLIS",
+    "FreshStoreBusyError",
+    "async_store_url",
+    "create_store_engine",
+    "ensure_wal",
+    "is_setup_race",
+]
+
+SQLITE_BUSY_TIMEOUT_MILLIS = 5000
+
+
+def create_store_engine(url: str) -> AsyncEngine:
+    """An engine on the async driver for ``url``; asyncpg is imported only for PostgreSQL."""
+    async_url = async_store_url(url)
+    try:
+        if async_url.get_backend_name() == "sqlite":
+            engine = create_async_engine(async_url)
+            event.listen(engine.sync_engine, "connect", _configure_sqlite_connection)
+            return engine
+        return create_async_engine(async_url, pool_pre_ping=True)
+    except ImportError as exc:
+        raise StoreUnavailableError(
+            f"the store [{async_url.render_as_string(hide_password=True)}] needs the "
+            f"[{async_url.get_driver_name()}] package, which is not installed"
+        ) from exc
+
+
+def async_store_url(url: str) -> URL:
+    """The async-driver URL for a ``sqlite:///`` or ``postgresql://`` store URL."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise IllegalArgumentError(f"invalid store url [{url}]") from exc
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend == "sqlite" and driver in ("", "aiosqlite"):
+        return parsed.set(drivername="sqlite+aiosqlite")
+    if backend in ("postgresql", "postgres") and driver in ("", "asyncpg"):
+        return parsed.set(drivername="postgresql+asyncpg")
+    raise IllegalArgumentError(
+        f"unsupported store url [{parsed.render_as_string(hide_password=True)}]: "
+        "use sqlite:///PATH or postgresql://..."
+    )
+
+
+def _configure_sqlite_connection(dbapi_connection: Any, _connection_record: Any) -> None:
+    """Per-connection SQLite settings; WAL lets several nodes share one file."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MILLIS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA journal_mode")
+        if cursor.fetchone()[0] != "wal":
+            # Another connection may be switching the same fresh file; open() settles it.
+            with suppress(dbapi_connection.dbapi.OperationalError):
+                cursor.execute("PRAGMA journal_mode=WAL")
+    finally:
+        cursor.close()
+
+
+async def ensure_wal(conn: AsyncConnection) -> None:
+    """Switch a fresh SQLite file to WAL; while another opener holds it, report a setup race."""
+    mode = str(await conn.scalar(text("PRAGMA journal_mode=WAL"))).lower()
+    if mode not in ("wal", "memory"):
+        raise FreshStoreBusyError(f"journal mode is still [{mode}] while another node opens it")
+
+
+class FreshStoreBusyError(Exception):
+    """A concurrent opener is still setting up the same fresh store."""
+
+
+def is_setup_race(cause: BaseException | None) -> bool:
+    """Errors a concurrent opener can cause on a fresh store, which go away on retry.
+
+    SQLite refuses the switch to WAL while another connection reads; PostgreSQL's concurrent
+    CREATE TABLE IF NOT EXISTS can still collide in its catalog.
+    """
+    if isinstance(cause, IntegrityError | FreshStoreBusyError):
+        return True
+    return isinstance(cause, OperationalError) and "locked" in str(cause.orig).lower()

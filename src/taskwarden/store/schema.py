@@ -1,0 +1,70 @@
+"""The cluster store's tables, written once for both SQLite and PostgreSQL.
+
+JSON values are kept as compact TEXT and timestamps as BIGINT epoch milliseconds, so the same
+Core statements run unchanged on either database.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "cluster_metadata",
+    "metadata",
+    "nodes",
+    "task_results",
+]
+
+SCHEMA_VERSION = 1
+"""Bumped whenever a table changes shape; a node refuses a store written by a newer schema."""
+
+metadata = MetaData()
+
+cluster_metadata = Table(
+    "cluster_metadata",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+"""Key/value facts set once for the whole cluster: secret, uuid, schema_version."""
+
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("node_id", String(64), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("http_address", String(255), nullable=False),
+    Column("roles", Text, nullable=False),
+    Column("attributes", Text, nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("last_seen_millis", BigInteger, nullable=False),
+    Column("started_millis", BigInteger, nullable=False),
+)
+"""One row per member node, refreshed by its heartbeat."""
+
+task_results = Table(
+    "task_results",
+    metadata,
+    Column("task_id", String(128), primary_key=True),
+    Column("node_id", String(64), nullable=False),
+    Column("completed", Boolean, nullable=False),
+    Column("task", Text, nullable=False),
+    Column("response", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("started_millis", BigInteger, nullable=False),
+    Column("stored_millis", BigInteger, nullable=False),
+    Index("ix_task_results_node_completed", "node_id", "completed"),
+    Index("ix_task_results_started_millis", "started_millis"),
+    Index("ix_task_results_stored_millis", "stored_millis"),
+)
+"""The background-task journal and outcomes: a row is journaled at start, completed at the end."""
