@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "support"))
 
-from nodeproc import NodeProcess  # noqa: E402
+from nodeproc import NodeProcess
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Generator
 
@@ -24,7 +25,12 @@ class NodeServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, node: Node) -> None:
         super().__init__(config)
         self.node = node
+        self.listening = asyncio.Event()
         self._stopping: asyncio.Task[None] | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.listening.set()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -80,8 +86,9 @@ async def serve(settings: NodeSettings) -> None:
 
 async def _announce(server: NodeServer, node: Node) -> None:
     """Once listening, record the bound port and say where the node is."""
-    while not server.started:
-        await asyncio.sleep(0.01)
+    await server.listening.wait()
+    if not server.started:
+        return
     port = node.settings.port
     for listener in server.servers:
         for sock in listener.sockets:

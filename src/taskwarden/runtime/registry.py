@@ -129,11 +129,8 @@ def action(
     """
 
     def decorate(fn: F) -> F:
-        kind: ExecutorKind
-        if executor is not None:
-            kind = executor
-        else:
-            kind = "async" if inspect.iscoroutinefunction(fn) else "thread"
+        default: ExecutorKind = "async" if inspect.iscoroutinefunction(fn) else "thread"
+        kind: ExecutorKind = executor if executor is not None else default
         if kind == "async" and not inspect.iscoroutinefunction(fn):
             raise TypeError(f"action [{name}]: executor 'async' needs an 'async def' function")
         if kind != "async" and inspect.iscoroutinefunction(fn):

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 from contextlib import suppress
-from typing import Any
+from pathlib import Path
+from threading import Thread
+from typing import Any, cast
 
+import aiosqlite
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
@@ -16,6 +21,7 @@ __all__ = [
     "SQLITE_BUSY_TIMEOUT_MILLIS",
     "FreshStoreBusyError",
     "async_store_url",
+    "check_sqlite_folder",
     "create_store_engine",
     "ensure_wal",
     "is_setup_race",
@@ -29,7 +35,10 @@ def create_store_engine(url: str) -> AsyncEngine:
     async_url = async_store_url(url)
     try:
         if async_url.get_backend_name() == "sqlite":
-            engine = create_async_engine(async_url)
+            check_sqlite_folder(async_url)
+            engine = create_async_engine(
+                async_url, connect_args={"async_creator_fn": _connect_aiosqlite}
+            )
             event.listen(engine.sync_engine, "connect", _configure_sqlite_connection)
             return engine
         return create_async_engine(async_url, pool_pre_ping=True)
@@ -55,6 +64,42 @@ def async_store_url(url: str) -> URL:
         f"unsupported store url [{parsed.render_as_string(hide_password=True)}]: "
         "use sqlite:///PATH or postgresql://..."
     )
+
+
+def check_sqlite_folder(url: URL) -> None:
+    """Refuse a SQLite path whose folder is missing or read-only, naming the folder."""
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    folder = Path(database).parent
+    display = url.render_as_string(hide_password=True)
+    if not folder.is_dir():
+        raise StoreUnavailableError(
+            f"cluster store [{display}] is unavailable: folder [{folder}] does not exist "
+            "or is not a directory"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise StoreUnavailableError(
+            f"cluster store [{display}] is unavailable: folder [{folder}] is not writable"
+        )
+
+
+async def _connect_aiosqlite(*args: Any, **kwargs: Any) -> aiosqlite.Connection:
+    """aiosqlite.connect that, when connecting fails, waits for the driver's worker thread to end.
+
+    aiosqlite stops that thread without waiting; left alone, it may report back after the event
+    loop has closed and die with "Event loop is closed".
+    """
+    connection = aiosqlite.connect(*args, **kwargs)
+    # 0.22+ keeps its worker in ``_thread`` (older versions were the thread); SQLAlchemy's own
+    # connect marks it a daemon the same way.
+    worker = cast(Thread, getattr(connection, "_thread", connection))
+    worker.daemon = True
+    try:
+        return await connection
+    except BaseException:
+        await asyncio.to_thread(worker.join, SQLITE_BUSY_TIMEOUT_MILLIS / 1000)
+        raise
 
 
 def _configure_sqlite_connection(dbapi_connection: Any, _connection_record: Any) -> None:

@@ -47,6 +47,4 @@ class TaskFilter:
             return False
         if self.exclude_action_prefix and task.action.startswith(self.exclude_action_prefix):
             return False
-        if self.actions and not any(simple_match(p, task.action) for p in self.actions):
-            return False
-        return True
+        return not self.actions or any(simple_match(p, task.action) for p in self.actions)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import sqlite3
 from collections.abc import AsyncIterator
@@ -293,7 +294,25 @@ async def test_store_open_unreachable_path_is_unavailable(tmp_path: Path, where:
 
     assert caught.value.http_status == 503
     assert caught.value.to_dict()["type"] == "store_unavailable_exception"
-    assert "unable to open database file" in caught.value.reason
+    assert f"folder [{path.parent}] does not exist" in caught.value.reason
+    assert not path.exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into read-only folders")
+async def test_store_open_in_read_only_folder_is_unavailable(tmp_path: Path) -> None:
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        with pytest.raises(StoreUnavailableError, match="is not writable"):
+            await ClusterStore.open(sqlite_url(folder / "cluster.db"))
+    finally:
+        folder.chmod(0o700)
+
+
+async def test_store_open_on_a_directory_is_unavailable(tmp_path: Path) -> None:
+    with pytest.raises(StoreUnavailableError, match="unable to open database file"):
+        await ClusterStore.open(sqlite_url(tmp_path))
 
 
 async def test_store_newer_schema_version_is_refused(tmp_path: Path) -> None:

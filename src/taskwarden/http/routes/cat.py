@@ -12,11 +12,11 @@ from taskwarden.cluster.nodes import NodeInfo
 from taskwarden.cluster.requests import LIST_ACTION
 from taskwarden.http.cat import (
     NODE_COLUMNS,
-    TASK_COLUMNS,
     CatTable,
     NodeView,
     node_rows,
     task_rows,
+    task_table,
 )
 from taskwarden.http.context import Reply, RestContext
 from taskwarden.http.render import to_yaml
@@ -31,7 +31,6 @@ CAT_TASKS_PARAMS = (
 )
 CAT_NODES_PARAMS = (*_CAT_COMMON, "full_id", "include_unloaded_segments")
 
-_TASKS_TABLE = CatTable(TASK_COLUMNS)
 _NODES_TABLE = CatTable(NODE_COLUMNS)
 
 
@@ -79,18 +78,21 @@ async def cat_tasks(ctx: RestContext) -> Reply:
         )
     views = {node_id: node_view(node) for node_id, node in result.nodes.items()}
     pairs = [(info, views.get(info.node)) for info in result.tasks]
-    return _render(ctx, _TASKS_TABLE, task_rows(pairs, detailed=request.detailed, full_id=full_id))
+    rows = task_rows(pairs, detailed=request.detailed, full_id=full_id)
+    return _render(ctx, task_table(detailed=request.detailed), rows)
 
 
 def _local_stats(node: NodeInfo) -> dict[str, Any]:
     process = psutil.Process(os.getpid())
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    load = os.getloadavg()
     return {
         "uptime_millis": int(time.time() * 1000) - node.started_millis,
         "pid": process.pid,
-        "cpu": psutil.cpu_percent(interval=None),
+        "cpu_percent": psutil.cpu_percent(interval=None),
         "ram_percent": psutil.virtual_memory().percent,
-        "load_1m": load,
+        "load_1m": load[0],
+        "load_5m": load[1],
+        "load_15m": load[2],
     }
 
 

@@ -1,0 +1,60 @@
+"""Actions used by the benchmarks: a loop whose ``finally`` records when it ran.
+
+Each run gets a 16-byte slot in a memory-mapped file: [started_at, finally_at] as float64
+``time.monotonic()`` values (CLOCK_MONOTONIC is shared by all processes on the machine).
+"""
+
+from __future__ import annotations
+
+import mmap
+import struct
+import time
+from pathlib import Path
+from typing import Any
+
+from taskwarden import ThreadTaskHandle, action
+from taskwarden.runtime.handle import AsyncTaskHandle
+
+SLOT = struct.Struct("dd")
+
+
+def _record(path: str, slot: int, offset: int) -> None:
+    with Path(path).open("r+b") as f, mmap.mmap(f.fileno(), 0) as mm:
+        struct.pack_into("d", mm, slot * SLOT.size + offset, time.monotonic())
+
+
+@action("bench:loop")
+async def loop_async(task: AsyncTaskHandle, path: str, slot: int, seconds: float = 60.0) -> None:
+    """Sleep in 1 ms units on the event loop until cancelled."""
+    _record(path, slot, 0)
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            await task.sleep(0.001)
+    finally:
+        _record(path, slot, 8)
+
+
+@action("bench:loop-thread")
+def loop_thread(task: ThreadTaskHandle, path: str, slot: int, seconds: float = 60.0) -> None:
+    """Sleep in 1 ms units on a worker thread until cancelled."""
+    _record(path, slot, 0)
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            task.sleep(0.001)
+    finally:
+        _record(path, slot, 8)
+
+
+def _loop_process(task: Any, path: str, slot: int, seconds: float = 60.0) -> None:
+    _record(path, slot, 0)
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            task.sleep(0.001)
+    finally:
+        _record(path, slot, 8)
+
+
+action("bench:loop-process", executor="process")(_loop_process)
