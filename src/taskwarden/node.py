@@ -129,6 +129,7 @@ class Node:
         if failed:
             log.warning("marked %d unfinished background tasks of a previous run as failed",
                         len(failed))
+        self.manager.number_after(await self.store.last_task_seq(self.node_id))
         uuid_ = await self.store.cluster_uuid()
         membership = Membership(self.local_info(port if port is not None else self.settings.port))
         local = LocalNode(self.manager, self.cancellation, self.store)

@@ -57,6 +57,7 @@ task_results = Table(
     metadata,
     Column("task_id", String(128), primary_key=True),
     Column("node_id", String(64), nullable=False),
+    Column("task_seq", BigInteger, nullable=False),
     Column("completed", Boolean, nullable=False),
     Column("task", Text, nullable=False),
     Column("response", Text, nullable=True),
@@ -64,6 +65,7 @@ task_results = Table(
     Column("started_millis", BigInteger, nullable=False),
     Column("stored_millis", BigInteger, nullable=False),
     Index("ix_task_results_node_completed", "node_id", "completed"),
+    Index("ix_task_results_node_seq", "node_id", "task_seq"),
     Index("ix_task_results_started_millis", "started_millis"),
     Index("ix_task_results_stored_millis", "stored_millis"),
 )

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Row, Table, delete, false, select, text, true, update
+from sqlalchemy import Row, Table, delete, false, func, select, text, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -170,6 +170,7 @@ class ClusterStore:
         row = {
             "task_id": task_id,
             "node_id": node_id,
+            "task_seq": _task_seq(task_id),
             "completed": False,
             "task": _dump(task),
             "response": None,
@@ -202,6 +203,7 @@ class ClusterStore:
         row = {
             "task_id": task_id,
             "node_id": node_id,
+            "task_seq": _task_seq(task_id),
             "completed": True,
             "task": _dump(task),
             "response": None if response is None else _dump(response),
@@ -220,6 +222,17 @@ class ClusterStore:
             async with self._engine.begin() as conn:
                 stored = await conn.execute(stmt.returning(task_results.c.task_id))
                 return stored.first() is not None
+
+    async def last_task_seq(self, node_id: str) -> int:
+        """The highest task number ``node_id`` ever journaled or stored (0 if none).
+
+        A restarted node numbers its tasks after it, so a new task never shadows a stored outcome.
+        """
+        query = select(func.max(task_results.c.task_seq)).where(task_results.c.node_id == node_id)
+        with self._unavailable_on_failure():
+            async with self._engine.connect() as conn:
+                value = (await conn.execute(query)).scalar()
+        return int(value or 0)
 
     async def get_result(self, task_id: str) -> StoredResult | None:
         query = select(task_results).where(task_results.c.task_id == task_id)
@@ -349,6 +362,11 @@ def _load(raw: str | None) -> Any:
 
 def _new_cluster_uuid() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+
+
+def _task_seq(task_id: str) -> int:
+    _, _, number = task_id.rpartition(":")
+    return int(number) if number.isdigit() else 0
 
 
 def _task_id_order(task_id: str) -> tuple[str, int, str]:

@@ -33,6 +33,10 @@ class TaskManager:
         self._waiters: dict[int, list[asyncio.Future[None]]] = {}
         self._unregister_listeners: list[UnregisterListener] = []
 
+    def number_after(self, last: int) -> None:
+        """Number new tasks after ``last``, which an earlier life of this node already used."""
+        self._seq = itertools.count(max(last, 0) + 1)
+
     # registration -----------------------------------------------------------------------
 
     def register(

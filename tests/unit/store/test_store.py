@@ -96,6 +96,15 @@ async def test_store_first_outcome_wins(store: ClusterStore, clock: ManualClock)
     assert await store.get_result("n1:1") == first
 
 
+async def test_store_last_task_seq_is_per_node_and_numeric(store: ClusterStore) -> None:
+    assert await store.last_task_seq("n1") == 0
+    await store.journal_task("n1:9", "n1", TASK_INFO)
+    await store.store_result("n1:10", "n1", TASK_INFO, response={})
+    await store.journal_task("n2:500", "n2", TASK_INFO)
+    assert await store.last_task_seq("n1") == 10
+    assert await store.last_task_seq("n2") == 500
+
+
 async def test_store_result_without_journal_is_inserted(store: ClusterStore) -> None:
     assert await store.store_result("n1:7", "n1", TASK_INFO, response={"ok": 1})
     stored = await store.get_result("n1:7")

@@ -80,8 +80,12 @@ class ProcessTaskHandle:
         self.send_frame(STATUS, payload)
 
     def send_frame(self, kind: bytes, payload: bytes) -> None:
+        """Send one frame; with the node gone there is no one to tell, so the frame is dropped."""
         with self._send_lock:
-            self._conn.send_bytes(kind + payload)
+            try:
+                self._conn.send_bytes(kind + payload)
+            except OSError:
+                self._reason = self._reason or _PARENT_GONE
 
     def _wait_cancel(self, timeout: float) -> bool:
         """True once a cancel arrived; waits on the pipe itself, so a cancel wakes it at once."""
