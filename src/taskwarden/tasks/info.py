@@ -17,9 +17,9 @@ def format_iso_millis(epoch_millis: int) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_millis % 1000:03d}Z"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TaskInfo:
-    """One task as the API shows it."""
+    """One task as the API shows it; treat as immutable (not frozen: listing builds thousands)."""
 
     node: str
     id: int

@@ -18,6 +18,8 @@ from taskwarden.tasks.task import CancellableTask, CancelReason, Task
 __all__ = ["TaskManager"]
 
 UnregisterListener = Callable[[Task], None]
+# TaskId's generated __new__ costs a Python call; registration is hot enough to skip it.
+_new_task_id = tuple.__new__
 
 
 class TaskManager:
@@ -50,11 +52,12 @@ class TaskManager:
         cancellable: bool = True,
     ) -> Task:
         """Register a new task; a cancellable child of a banned parent is refused at once."""
-        if cancellable and parent_id.is_set:
+        has_parent = parent_id is not EMPTY_TASK_ID and parent_id.is_set
+        if cancellable and has_parent:
             ban = self._bans.get(parent_id)
             if ban is not None:
                 raise TaskCancelledError(f"task cancelled before starting [{ban}]")
-        task_id = TaskId(self.node_id, next(self._seq))
+        task_id = _new_task_id(TaskId, (self.node_id, next(self._seq)))
         cls = CancellableTask if cancellable else Task
         task = cls(
             task_id,
@@ -66,7 +69,7 @@ class TaskManager:
             description=description,
         )
         self._tasks[task_id.id] = task
-        if parent_id.is_set:
+        if has_parent:
             siblings = self._children.get(parent_id)
             if siblings is None:
                 siblings = self._children[parent_id] = {}
@@ -77,7 +80,7 @@ class TaskManager:
         """Remove a finished task and wake everything waiting on it; idempotent."""
         if self._tasks.pop(task.id.id, None) is None:
             return
-        if task.parent_id.is_set:
+        if task.parent_id is not EMPTY_TASK_ID and task.parent_id.is_set:
             siblings = self._children.get(task.parent_id)
             if siblings is not None:
                 siblings.pop(task.id.id, None)

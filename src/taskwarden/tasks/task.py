@@ -54,9 +54,15 @@ NODE_SHUTTING_DOWN = CancelReason("node shutting down", CancelSource.SHUTDOWN)
 class Task:
     """A registered unit of work. Mutated only on the node's event loop, except ``status``."""
 
+    # The cancellation fields live here, not on CancellableTask, so that both kinds share one
+    # constructor: registering a task is the hottest path in the node.
     __slots__ = (
         "__weakref__",
         "_clock",
+        "_event",
+        "_listeners",
+        "cancel_reason",
+        "cancelled_at_millis",
         "action",
         "child_nodes",
         "description",
@@ -96,6 +102,10 @@ class Task:
         self.resource_stats: Callable[[], dict[str, Any] | None] | None = None
         # Nodes this task has sent (or is about to send) child requests to.
         self.child_nodes: set[str] | None = None
+        self.cancel_reason: CancelReason | None = None
+        self.cancelled_at_millis: int | None = None
+        self._listeners: list[Callable[[CancelReason], None]] | None = None
+        self._event: threading.Event | None = None
 
     @property
     def is_cancelled(self) -> bool:
@@ -140,34 +150,9 @@ class Task:
 class CancellableTask(Task):
     """A task that can be cancelled; the first reason wins, later cancels are no-ops."""
 
-    __slots__ = ("_event", "_listeners", "cancel_reason", "cancelled_at_millis")
+    __slots__ = ()
 
     cancellable = True
-
-    def __init__(
-        self,
-        task_id: TaskId,
-        type: str,
-        action: str,
-        *,
-        clock: Clock,
-        parent_id: TaskId = EMPTY_TASK_ID,
-        headers: dict[str, str] | None = None,
-        description: str = "",
-    ) -> None:
-        super().__init__(
-            task_id,
-            type,
-            action,
-            clock=clock,
-            parent_id=parent_id,
-            headers=headers,
-            description=description,
-        )
-        self.cancel_reason: CancelReason | None = None
-        self.cancelled_at_millis: int | None = None
-        self._listeners: list[Callable[[CancelReason], None]] | None = None
-        self._event: threading.Event | None = None
 
     @property
     def is_cancelled(self) -> bool:
