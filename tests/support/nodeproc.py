@@ -36,6 +36,7 @@ class NodeProcess:
         self.url = ""
         self.output: list[str] = []
         self._client: httpx.Client | None = None
+        self._pump: threading.Thread | None = None
 
     def start(self, timeout: float = 30.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -64,7 +65,8 @@ class NodeProcess:
                     ready.set()
             ready.set()
 
-        threading.Thread(target=pump, daemon=True).start()
+        self._pump = threading.Thread(target=pump, daemon=True)
+        self._pump.start()
         if not ready.wait(timeout) or not self.url:
             self.kill()
             raise RuntimeError("node did not start:\n" + "".join(self.output))
@@ -130,3 +132,13 @@ class NodeProcess:
                 self.terminate(timeout=30)
             except subprocess.TimeoutExpired:
                 self.kill()
+        self._close_output()
+
+    def _close_output(self) -> None:
+        """Once the process has exited, let the reader drain its pipe, then close it."""
+        if self.proc is None or self.proc.poll() is None:
+            return
+        if self._pump is not None:
+            self._pump.join(10)
+        if self.proc.stdout is not None and not self.proc.stdout.closed:
+            self.proc.stdout.close()

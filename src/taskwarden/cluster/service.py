@@ -188,9 +188,9 @@ class ClusterService:
         if not background:
             return task, self.runner.launch(task, spec, params)
         try:
-            await self.store.journal_task(
-                str(task.id), self.node_id, task.info(detailed=True).to_dict()
-            )
+            info = task.info(detailed=True).to_dict()
+            info.pop("cancelled", None)  # stored task info carries no ``cancelled``, as in ES's .tasks
+            await self.store.journal_task(str(task.id), self.node_id, info)
         except BaseException:
             self.manager.unregister(task)
             raise

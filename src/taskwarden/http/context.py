@@ -22,7 +22,13 @@ from taskwarden.errors import (
     TaskwardenError,
 )
 from taskwarden.http.params import RequestParams
-from taskwarden.http.render import EsResponse, error_body, internal_error, negotiate_media_type
+from taskwarden.http.render import (
+    YAML_MEDIA_TYPE,
+    EsResponse,
+    error_body,
+    internal_error,
+    negotiate_media_type,
+)
 from taskwarden.tasks import CancelReason, CancelSource, Task
 
 __all__ = ["MAX_BODY_BYTES", "MAX_HEADER_BYTES", "Reply", "RestContext", "es_endpoint"]
@@ -145,12 +151,16 @@ def es_endpoint(
         media_type = negotiate_media_type(
             request.headers.get("accept"), request.headers.get("content-type")
         )
-        pretty = False
-        error_trace = False
+        # Read before the full parse, so that errors of the parse itself (an unrecognized
+        # parameter) still honour them, as ES's controller does; a bad value counts as false.
+        pretty = request.query_params.get("pretty") in ("", "true")
+        error_trace = request.query_params.get("error_trace") in ("", "true")
         try:
             params = RequestParams(request.url.path, request.query_params.multi_items(), allowed_set)
             pretty = params.pretty
             error_trace = params.error_trace
+            if params.str("format") == "yaml":  # ES: ?format wins over Accept (_cat renders its own)
+                media_type = YAML_MEDIA_TYPE
             ctx = RestContext(request, params, task_headers(request), cluster_of(request))
             reply = await handler(ctx)
         except TaskwardenError as exc:

@@ -16,7 +16,9 @@ from taskwarden.timevalue import format_time_value, parse_time_value
 
 __all__ = ["COMMON_PARAMS", "RequestParams", "similarity", "unrecognized_message"]
 
-COMMON_PARAMS = frozenset({"pretty", "human", "error_trace", "filter_path"})
+# What every ES request consumes (the channel reads format, filter_path, pretty and human;
+# the controller error_trace), so they are accepted and offered as "did you mean" everywhere.
+COMMON_PARAMS = frozenset({"pretty", "human", "error_trace", "filter_path", "format"})
 
 _JAVA_INT_MIN = -(2**31)
 _JAVA_INT_MAX = 2**31 - 1

@@ -39,6 +39,18 @@ _COMPATIBLE_WITH = re.compile(
     re.IGNORECASE,
 )
 _MAX_CAUSE_DEPTH = 16
+# Error types whose Elasticsearch classes extend ElasticsearchException (see _root_cause).
+_ES_EXCEPTION_TYPES = frozenset({
+    "exception",
+    "resource_not_found_exception",
+    "task_cancelled_exception",
+    "timeout_exception",
+    "failed_node_exception",
+    "no_such_node_exception",
+    "node_closed_exception",
+    "parse_exception",
+    "es_rejected_execution_exception",
+})
 
 
 def render_json(body: Any, *, pretty: bool) -> bytes:
@@ -60,7 +72,7 @@ def error_body(
     error: TaskwardenError, *, error_trace: bool, stack_trace: str | None = None
 ) -> dict[str, Any]:
     """The ES error envelope; ``stack_trace`` (given, or ``error``'s own) only with error_trace."""
-    root_cause = error.to_dict()
+    root_cause = _root_cause(error).to_dict()
     root_cause.pop("caused_by", None)
     details: dict[str, Any] = {"root_cause": [root_cause]}
     details.update(error.to_dict())
@@ -70,6 +82,21 @@ def error_body(
             else "".join(traceback.format_exception(error))
         )
     return {"error": details, "status": error.http_status}
+
+
+def _root_cause(error: TaskwardenError) -> TaskwardenError:
+    """ES's ``guessRootCauses``: descend while both error and cause are Elasticsearch exceptions.
+
+    Java exceptions (``illegal_argument_exception``, ``number_format_exception``...) end the walk.
+    """
+    root = error
+    while (
+        root.caused_by is not None
+        and root.type in _ES_EXCEPTION_TYPES
+        and root.caused_by.type in _ES_EXCEPTION_TYPES
+    ):
+        root = root.caused_by
+    return root
 
 
 def internal_error(exc: BaseException) -> TaskwardenError:

@@ -91,7 +91,7 @@ class TaskHandle:
 class AsyncTaskHandle(TaskHandle):
     """Handle for ``async def`` actions; cancellation also arrives as ``asyncio.CancelledError``."""
 
-    __slots__ = ("_processes", "_shield_depth", "_threads")
+    __slots__ = ("_processes", "_shields", "_threads")
 
     def __init__(
         self,
@@ -103,12 +103,13 @@ class AsyncTaskHandle(TaskHandle):
         super().__init__(task, launcher)
         self._threads = threads
         self._processes = processes
-        self._shield_depth = 0
+        # Per asyncio task: how deep it is inside ``until_done``. Kept per task so that a child
+        # spawned from a side task does not shield the action's main coroutine from its cancel.
+        self._shields: dict[asyncio.Task[Any] | None, int] = {}
 
-    @property
-    def shielded(self) -> bool:
-        """True while the action waits on work that must finish before the task can end."""
-        return self._shield_depth > 0
+    def shields(self, job: asyncio.Task[Any]) -> bool:
+        """True while ``job`` waits on work that must finish before the task can end."""
+        return self._shields.get(job, 0) > 0
 
     async def sleep(self, seconds: float) -> None:
         """Sleep, ending early with TaskCancelledError when the task is cancelled."""
@@ -136,7 +137,8 @@ class AsyncTaskHandle(TaskHandle):
     async def until_done(self, work: Awaitable[T]) -> T:
         """Await ``work`` to its end even if the task is cancelled meanwhile (slow cleanup)."""
         future = asyncio.ensure_future(work)
-        self._shield_depth += 1
+        owner = asyncio.current_task()
+        self._shields[owner] = self._shields.get(owner, 0) + 1
         try:
             while True:
                 try:
@@ -147,7 +149,9 @@ class AsyncTaskHandle(TaskHandle):
                         raise
                     current.uncancel()
         finally:
-            self._shield_depth -= 1
+            depth = self._shields.pop(owner) - 1
+            if depth:
+                self._shields[owner] = depth
 
     async def run_in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking ``fn(thread_handle, *args)`` in the node's thread pool until it ends."""

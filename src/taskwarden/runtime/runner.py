@@ -190,7 +190,7 @@ class ActionRunner:
         """Cancel the action's coroutine, and again until it ends: a coroutine may swallow one."""
         if job.done():
             return
-        if not handle.shielded:
+        if not handle.shields(job):
             job.cancel(f"task cancelled [{reason}]")
         loop = job.get_loop()
         if delay >= 1.0 and loop.time() - started > _STUCK_AFTER_S:

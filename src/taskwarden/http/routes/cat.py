@@ -20,6 +20,7 @@ from taskwarden.http.cat import (
 )
 from taskwarden.http.context import Reply, RestContext
 from taskwarden.http.render import to_yaml
+from taskwarden.http.routes.nodes import COMPAT_VERSION
 from taskwarden.http.routes.tasks import list_request
 
 __all__ = ["CAT_NODES_PARAMS", "CAT_TASKS_PARAMS", "cat_nodes", "cat_tasks"]
@@ -41,7 +42,7 @@ def node_view(node: NodeInfo) -> NodeView:
         host=node.host,
         ip=node.host,
         port=node.port,
-        version=node.version,
+        version=COMPAT_VERSION,  # the "es version" column: the API level, as GET / reports
         roles=node.roles,
         attributes=dict(node.attributes),
         http_address=node.http_address,

@@ -44,7 +44,7 @@ def parse_parent(raw: str | None) -> TaskId | None:
 
 
 def group_by(ctx: RestContext) -> str:
-    value = ctx.params.str("group_by") or "nodes"
+    value = ctx.params.str("group_by", "nodes")
     return ctx.params.choice(
         "group_by",
         "nodes",

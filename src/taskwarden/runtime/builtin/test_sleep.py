@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -37,6 +38,11 @@ _TIME_PARAMS = ("duration", "spawn_delay", "stop_delay", "grace")
 _BOOL_PARAMS = ("cancellable", "busy", "ignore_cancel")
 
 
+def _shown(value: Any) -> str:
+    """A body value as the caller wrote it: JSON (``null``, ``true``), strings bare."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 def _validate(body: Mapping[str, Any], *, child: bool) -> dict[str, Any]:
     """Check every parameter, naming the bad one; time values become seconds."""
     allowed = set(_DEFAULTS) - ({"children_per_node", "spawn_delay"} if child else set())
@@ -56,9 +62,15 @@ def _validate(body: Mapping[str, Any], *, child: bool) -> dict[str, Any]:
         if not isinstance(raw, str):
             raise IllegalArgumentError(
                 f"[{SLEEP}] parameter [{name}] must be a time value string such as \"30s\", "
-                f"but was [{raw}]"
+                f"but was [{_shown(raw)}]"
             )
-        nanos = parse_time_value(raw, name)
+        try:
+            nanos = parse_time_value(raw, name)
+        except IllegalArgumentError as exc:  # ES's wording need not name the parameter: do
+            raise IllegalArgumentError(
+                f"[{SLEEP}] parameter [{name}] must be a time value such as \"30s\" but was [{raw}]",
+                caused_by=exc,
+            ) from None
         if nanos < 0 or nanos > MAX_DURATION_NANOS:
             raise IllegalArgumentError(
                 f"[{SLEEP}] parameter [{name}] must be between [0s] and [24h] but was [{raw}]"
@@ -67,7 +79,7 @@ def _validate(body: Mapping[str, Any], *, child: bool) -> dict[str, Any]:
     for name in _BOOL_PARAMS:
         if not isinstance(params[name], bool):
             raise IllegalArgumentError(
-                f"[{SLEEP}] parameter [{name}] must be true or false but was [{params[name]}]"
+                f"[{SLEEP}] parameter [{name}] must be true or false but was [{_shown(params[name])}]"
             )
         out[name] = params[name]
     if not child:
@@ -77,13 +89,13 @@ def _validate(body: Mapping[str, Any], *, child: bool) -> dict[str, Any]:
         ):
             raise IllegalArgumentError(
                 f"[{SLEEP}] parameter [children_per_node] must be an integer between [0] and "
-                f"[{MAX_CHILDREN_PER_NODE}] but was [{count}]"
+                f"[{MAX_CHILDREN_PER_NODE}] but was [{_shown(count)}]"
             )
         out["children_per_node"] = count
     if params["executor"] not in EXECUTOR_KINDS:
         raise IllegalArgumentError(
             f"[{SLEEP}] parameter [executor] must be one of [async], [thread] or [process] "
-            f"but was [{params['executor']}]"
+            f"but was [{_shown(params['executor'])}]"
         )
     out["executor"] = params["executor"]
     fail = params["fail"]
@@ -122,7 +134,8 @@ async def test_sleep(task: AsyncTaskHandle, **p: Any) -> dict[str, Any]:
         await _sleep(task, p)
     except (asyncio.CancelledError, TaskCancelledError):
         progress.phase = "stopping"
-        if p["stop_delay"]:
+        # Thread and process bodies already spent the stop delay themselves (once is the spec).
+        if p["stop_delay"] and p["executor"] == "async":
             await task.until_done(asyncio.sleep(p["stop_delay"]))
         if children is not None:
             await task.until_done(_settle(children))
