@@ -22,18 +22,20 @@ def _cluster_of(request: Request) -> ClusterService:
     return cluster
 
 
-def _route(path: str, methods: list[str], allowed: Collection[str], handler: Handler) -> Route:
-    return Route(path, es_endpoint(_cluster_of, allowed, handler), methods=methods)
+def _route(
+    path: str, methods: list[str], allowed: Collection[str], handler: Handler, *, bulk: bool = False
+) -> Route:
+    return Route(path, es_endpoint(_cluster_of, allowed, handler, bulk=bulk), methods=methods)
 
 
 def _api_routes() -> list[Route]:
     return [
         _route("/", ["GET"], nodes.ROOT_PARAMS, nodes.root),
-        _route("/_tasks", ["GET"], tasks.LIST_PARAMS, tasks.list_tasks),
-        _route("/_tasks/_cancel", ["POST"], tasks.CANCEL_PARAMS, tasks.cancel_tasks),
+        _route("/_tasks", ["GET"], tasks.LIST_PARAMS, tasks.list_tasks, bulk=True),
+        _route("/_tasks/_cancel", ["POST"], tasks.CANCEL_PARAMS, tasks.cancel_tasks, bulk=True),
         _route("/_tasks/{task_id}", ["GET"], tasks.GET_PARAMS, tasks.get_task),
         _route("/_tasks/{task_id}/_cancel", ["POST"], tasks.CANCEL_PARAMS, tasks.cancel_tasks),
-        _route("/_cat/tasks", ["GET"], cat.CAT_TASKS_PARAMS, cat.cat_tasks),
+        _route("/_cat/tasks", ["GET"], cat.CAT_TASKS_PARAMS, cat.cat_tasks, bulk=True),
         _route("/_cat/nodes", ["GET"], cat.CAT_NODES_PARAMS, cat.cat_nodes),
         _route("/_nodes", ["GET"], nodes.NODES_PARAMS, nodes.nodes_info),
         _route("/_nodes/{node_id}", ["GET"], nodes.NODES_PARAMS, nodes.nodes_info),

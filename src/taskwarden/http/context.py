@@ -21,6 +21,7 @@ from taskwarden.errors import (
     RequestTooLargeError,
     TaskwardenError,
 )
+from taskwarden.http.gc_pause import CyclicGcPause
 from taskwarden.http.params import RequestParams
 from taskwarden.http.render import (
     YAML_MEDIA_TYPE,
@@ -140,13 +141,30 @@ def _too_large() -> RequestTooLargeError:
 Handler = Callable[[RestContext], Awaitable[Reply]]
 
 
+_GC_PAUSE = CyclicGcPause()
+
+
 def es_endpoint(
-    cluster_of: Callable[[Request], ClusterService], allowed: Collection[str], handler: Handler
+    cluster_of: Callable[[Request], ClusterService],
+    allowed: Collection[str],
+    handler: Handler,
+    *,
+    bulk: bool = False,
 ) -> Callable[[Request], Awaitable[Response]]:
-    """Wrap a handler: parse parameters, render the reply or any error the ES way."""
+    """Wrap a handler: parse parameters, render the reply or any error the ES way.
+
+    ``bulk`` endpoints (listings) build their response with the cyclic collector paused, unless
+    they wait (``wait_for_completion``), which could keep it paused for long.
+    """
     allowed_set = frozenset(allowed)
 
     async def endpoint(request: Request) -> Response:
+        if bulk and request.query_params.get("wait_for_completion") not in ("", "true"):
+            with _GC_PAUSE:
+                return await serve(request)
+        return await serve(request)
+
+    async def serve(request: Request) -> Response:
         opaque_id = request.headers.get("x-opaque-id")
         media_type = negotiate_media_type(
             request.headers.get("accept"), request.headers.get("content-type")
