@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from taskwarden import ThreadTaskHandle, action
+from taskwarden import action
 from taskwarden.runtime.handle import AsyncTaskHandle
 
 SLOT = struct.Struct("dd")
@@ -35,9 +35,8 @@ async def loop_async(task: AsyncTaskHandle, path: str, slot: int, seconds: float
         _record(path, slot, 8)
 
 
-@action("bench:loop-thread")
-def loop_thread(task: ThreadTaskHandle, path: str, slot: int, seconds: float = 60.0) -> None:
-    """Sleep in 1 ms units on a worker thread until cancelled."""
+def _loop_blocking(task: Any, path: str, slot: int, seconds: float = 60.0) -> None:
+    """Sleep in 1 ms units on a worker thread or in a worker process until cancelled."""
     _record(path, slot, 0)
     try:
         deadline = time.monotonic() + seconds
@@ -47,14 +46,5 @@ def loop_thread(task: ThreadTaskHandle, path: str, slot: int, seconds: float = 6
         _record(path, slot, 8)
 
 
-def _loop_process(task: Any, path: str, slot: int, seconds: float = 60.0) -> None:
-    _record(path, slot, 0)
-    try:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            task.sleep(0.001)
-    finally:
-        _record(path, slot, 8)
-
-
-action("bench:loop-process", executor="process")(_loop_process)
+action("bench:loop-thread", executor="thread")(_loop_blocking)
+action("bench:loop-process", executor="process")(_loop_blocking)

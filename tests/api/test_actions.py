@@ -20,7 +20,6 @@ from apicheck import (
     live_task,
     live_tasks,
     new_opaque,
-    node_id_of,
     outcome,
     pid_alive,
     tasks_with_opaque,
@@ -197,7 +196,7 @@ def test_background_run_answers_at_once_and_keeps_running(runner: Runner) -> Non
     task_id = runner.start(duration="1h")
     assert time.monotonic() - started < 10
     node_part, number = task_id.split(":")
-    assert node_part == node_id_of(runner.node)
+    assert node_part == runner.node.node_id
     assert re.fullmatch(r"\d+", number)
     task = runner.listed(task_id)
     assert task["action"] == "test:sleep" and task["type"] == "transport"

@@ -17,7 +17,6 @@ from apicheck import (
     SLEEP_PATH,
     assert_es_error,
     new_opaque,
-    node_id_of,
     only_list_tasks_remain,
     tasks_with_opaque,
 )
@@ -261,7 +260,7 @@ CASES: list[Case] = [
 
 @pytest.fixture(scope="module")
 def node_id(shared_node: NodeProcess) -> str:
-    return node_id_of(shared_node)
+    return shared_node.node_id
 
 
 def send(node: NodeProcess, case: Case, node_id: str, params: dict[str, str],

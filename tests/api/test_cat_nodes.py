@@ -28,12 +28,6 @@ DEFAULT_NODE_COLUMNS = [
 TIME_VALUE = re.compile(r"\d+(\.\d)?(nanos|micros|ms|s|m|h|d)")
 
 
-def node_id_of(node: NodeProcess) -> str:
-    ids = list(node.get("/_nodes").json()["nodes"])
-    assert len(ids) == 1
-    return str(ids[0])
-
-
 def address_of(node: NodeProcess) -> tuple[str, int]:
     host, port = node.url.removeprefix("http://").rsplit(":", 1)
     return host, int(port)
@@ -130,7 +124,7 @@ def test_nodes_info(shared_node: NodeProcess) -> None:
     assert list(body) == ["_nodes", "cluster_name", "nodes"]
     assert body["_nodes"] == {"total": 1, "successful": 1, "failed": 0}
     assert body["cluster_name"] == "taskwarden"
-    nid = node_id_of(shared_node)
+    nid = shared_node.node_id
     entry = body["nodes"][nid]
     host, port = address_of(shared_node)
     assert entry["name"] == "shared"
@@ -147,7 +141,7 @@ def test_nodes_info(shared_node: NodeProcess) -> None:
 
 @pytest.mark.parametrize("selector", ["_local", "_all", "shared", "sh*", "{id}", "ghost,_local", "_master"])
 def test_nodes_info_selectors_that_match(shared_node: NodeProcess, selector: str) -> None:
-    nid = node_id_of(shared_node)
+    nid = shared_node.node_id
     body = shared_node.get(f"/_nodes/{selector.replace('{id}', nid)}").json()
     assert body["_nodes"] == {"total": 1, "successful": 1, "failed": 0}
     assert list(body["nodes"]) == [nid]
@@ -164,7 +158,7 @@ def test_nodes_info_selectors_that_match_nothing(shared_node: NodeProcess, selec
 
 def test_nodes_info_filter_path_and_pretty(shared_node: NodeProcess) -> None:
     response = shared_node.get("/_nodes", params={"filter_path": "nodes.*.name", "pretty": "true"})
-    nid = node_id_of(shared_node)
+    nid = shared_node.node_id
     assert response.json() == {"nodes": {nid: {"name": "shared"}}}
     assert response.text == f'{{\n  "nodes": {{\n    "{nid}": {{\n      "name": "shared"\n    }}\n  }}\n}}\n'
 
@@ -226,7 +220,7 @@ def test_cat_tasks_h_picks_columns_by_name_alias_and_wildcard(
     text = cat(shared_node, "/_cat/tasks", parent_task_id=family.parent, h="*_id", v="true").text
     header, *body = rows(text)
     assert header == ["task_id", "parent_task_id", "node_id", "x_opaque_id"]
-    nid = node_id_of(shared_node)
+    nid = shared_node.node_id
     assert all(row[2] == nid[:4] and row[3] == family.opaque for row in body)
     text = cat(shared_node, "/_cat/tasks", parent_task_id=family.parent, h="ni", full_id="true").text
     assert rows(text) == [[nid], [nid]]
@@ -373,7 +367,7 @@ def test_cat_nodes_json_with_chosen_columns(shared_node: NodeProcess) -> None:
     assert len(body) == 1
     row = body[0]
     assert list(row) == ["id", "name", "ip", "port", "http_address", "pid", "master"]
-    assert row["id"] == node_id_of(shared_node)
+    assert row["id"] == shared_node.node_id
     assert row["name"] == "shared"
     assert row["ip"] == host
     assert row["port"] == str(port)

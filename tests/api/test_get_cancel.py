@@ -26,22 +26,6 @@ def new_opaque() -> str:
     return f"gc-{uuid.uuid4().hex}"
 
 
-def node_id_of(node: NodeProcess) -> str:
-    ids = list(node.get("/_nodes").json()["nodes"])
-    assert len(ids) == 1
-    return str(ids[0])
-
-
-def start_sleep(node: NodeProcess, headers: dict[str, str] | None = None, **params: Any) -> str:
-    response = node.post(
-        "/_actions/test:sleep", params={"wait_for_completion": "false"}, json=params,
-        headers=headers or {},
-    )
-    assert response.status_code == 200, response.text
-    task_id: str = response.json()["task"]
-    return task_id
-
-
 def flat(node: NodeProcess, **params: str) -> list[dict[str, Any]]:
     response = node.get("/_tasks", params={"group_by": "none", **params})
     assert response.status_code == 200, response.text
@@ -98,7 +82,7 @@ def children_of(node: NodeProcess, parent: str, count: int) -> list[dict[str, An
 
 @pytest.fixture
 def sleeper(shared_node: NodeProcess) -> Iterator[str]:
-    task_id = start_sleep(shared_node, {"X-Opaque-Id": new_opaque()})
+    task_id = shared_node.start_sleep({"X-Opaque-Id": new_opaque()})
     try:
         yield task_id
     finally:
@@ -154,7 +138,7 @@ def test_get_wait_for_completion_times_out_with_429(shared_node: NodeProcess, sl
 
 def test_get_wait_for_completion_returns_the_stored_response(shared_node: NodeProcess) -> None:
     opaque = new_opaque()
-    task_id = start_sleep(shared_node, {"X-Opaque-Id": opaque}, duration="300ms")
+    task_id = shared_node.start_sleep({"X-Opaque-Id": opaque}, duration="300ms")
     body = finished(shared_node, task_id)
     assert list(body) == ["completed", "task", "response"]
     assert body["response"]["children"] == 0
@@ -169,7 +153,7 @@ def test_get_wait_for_completion_returns_the_stored_response(shared_node: NodePr
 
 
 def test_get_finished_task_answers_from_the_store(shared_node: NodeProcess) -> None:
-    task_id = start_sleep(shared_node, duration="0s", children_per_node=1)
+    task_id = shared_node.start_sleep(duration="0s", children_per_node=1)
     shared_node.wait_until(lambda: get_task(shared_node, task_id).json().get("completed") is True)
     first = get_task(shared_node, task_id)
     assert first.status_code == 200
@@ -186,14 +170,14 @@ def test_get_finished_task_answers_from_the_store(shared_node: NodeProcess) -> N
 
 
 def test_get_failed_task_answers_its_error(shared_node: NodeProcess) -> None:
-    task_id = start_sleep(shared_node, duration="0s", fail="it broke")
+    task_id = shared_node.start_sleep(duration="0s", fail="it broke")
     body = finished(shared_node, task_id)
     assert list(body) == ["completed", "task", "error"]
     assert body["error"] == {"type": "exception", "reason": "it broke"}
 
 
 def test_get_unknown_task_on_this_node_is_404(shared_node: NodeProcess) -> None:
-    missing = f"{node_id_of(shared_node)}:987654321"
+    missing = f"{shared_node.node_id}:987654321"
     response = get_task(shared_node, missing)
     assert response.status_code == 404
     reason = f"task [{missing}] isn't running and hasn't stored its results"
@@ -259,7 +243,7 @@ def test_get_foreground_task_waits_then_answers_its_final_snapshot(shared_node: 
 
 
 def test_child_tasks_are_not_stored(shared_node: NodeProcess) -> None:
-    parent = start_sleep(shared_node, children_per_node=1, duration="200ms")
+    parent = shared_node.start_sleep(children_per_node=1, duration="200ms")
     child = tid(children_of(shared_node, parent, 1)[0])
     finished(shared_node, parent)
     response = get_task(shared_node, child)
@@ -301,12 +285,12 @@ def test_waiting_get_request_is_itself_a_task(shared_node: NodeProcess, sleeper:
 
 def test_cancel_by_id_answers_the_task_cancelled(shared_node: NodeProcess) -> None:
     opaque = new_opaque()
-    parent = start_sleep(shared_node, {"X-Opaque-Id": opaque}, children_per_node=2)
+    parent = shared_node.start_sleep({"X-Opaque-Id": opaque}, children_per_node=2)
     children = children_of(shared_node, parent, 2)
     response = cancel(shared_node, parent)
     assert response.status_code == 200
     body = response.json()
-    nid = node_id_of(shared_node)
+    nid = shared_node.node_id
     assert list(body) == ["nodes"]
     entry = body["nodes"][nid]
     assert list(entry) == ["name", "transport_address", "host", "ip", "roles", "tasks"]
@@ -324,7 +308,7 @@ def test_cancel_by_id_answers_the_task_cancelled(shared_node: NodeProcess) -> No
 
 
 def test_cancel_reaches_children_which_show_cancelled(shared_node: NodeProcess) -> None:
-    parent = start_sleep(shared_node, children_per_node=2, stop_delay="2s")
+    parent = shared_node.start_sleep(children_per_node=2, stop_delay="2s")
     children = children_of(shared_node, parent, 2)
     try:
         assert cancel(shared_node, parent).status_code == 200
@@ -338,7 +322,7 @@ def test_cancel_reaches_children_which_show_cancelled(shared_node: NodeProcess) 
 
 
 def test_cancelled_task_stays_listed_while_its_stop_delay_runs(shared_node: NodeProcess) -> None:
-    task_id = start_sleep(shared_node, stop_delay="2s")
+    task_id = shared_node.start_sleep(stop_delay="2s")
     shared_node.wait_until(lambda: (t := running(shared_node, task_id)) is not None
                            and t["status"]["phase"] == "sleeping")
     try:
@@ -356,7 +340,7 @@ def test_cancelled_task_stays_listed_while_its_stop_delay_runs(shared_node: Node
 
 
 def test_parent_notices_cancel_while_children_still_stop(shared_node: NodeProcess) -> None:
-    parent = start_sleep(shared_node, children_per_node=1, stop_delay="2s")
+    parent = shared_node.start_sleep(children_per_node=1, stop_delay="2s")
     [child] = children_of(shared_node, parent, 1)
     try:
         assert cancel(shared_node, parent).status_code == 200
@@ -372,7 +356,7 @@ def test_parent_notices_cancel_while_children_still_stop(shared_node: NodeProces
 
 def test_cancel_wait_for_completion_returns_after_the_tree_finished(shared_node: NodeProcess) -> None:
     opaque = new_opaque()
-    parent = start_sleep(shared_node, children_per_node=2, stop_delay="1s")
+    parent = shared_node.start_sleep(children_per_node=2, stop_delay="1s")
     children_of(shared_node, parent, 2)
 
     def waiting_cancel() -> httpx.Response:
@@ -411,7 +395,7 @@ def test_cancel_wait_for_completion_returns_after_the_tree_finished(shared_node:
 
 
 def test_cancel_twice_is_idempotent(shared_node: NodeProcess) -> None:
-    task_id = start_sleep(shared_node, stop_delay="1s")
+    task_id = shared_node.start_sleep(stop_delay="1s")
     try:
         first = cancel(shared_node, task_id).json()
         second = cancel(shared_node, task_id).json()
@@ -424,8 +408,8 @@ def test_cancel_twice_is_idempotent(shared_node: NodeProcess) -> None:
 
 
 def test_cancel_by_id_of_non_cancellable_task_is_a_node_failure(shared_node: NodeProcess) -> None:
-    task_id = start_sleep(shared_node, cancellable=False, duration="1s")
-    nid = node_id_of(shared_node)
+    task_id = shared_node.start_sleep(cancellable=False, duration="1s")
+    nid = shared_node.node_id
     response = cancel(shared_node, task_id)
     assert response.status_code == 200
     assert response.json() == {
@@ -451,7 +435,7 @@ def test_cancel_by_id_of_non_cancellable_task_is_a_node_failure(shared_node: Nod
 
 
 def test_cancel_by_id_of_unknown_task_is_a_node_failure(shared_node: NodeProcess) -> None:
-    nid = node_id_of(shared_node)
+    nid = shared_node.node_id
     missing = f"{nid}:987654321"
     response = cancel(shared_node, missing)
     assert response.status_code == 200
@@ -530,7 +514,7 @@ def test_cancel_answers_in_the_requested_shape(shared_node: NodeProcess, sleeper
 
 
 def test_cancel_timeout_reports_tasks_still_running(shared_node: NodeProcess) -> None:
-    task_id = start_sleep(shared_node, stop_delay="1s")
+    task_id = shared_node.start_sleep(stop_delay="1s")
     try:
         response = cancel(shared_node, task_id, wait_for_completion="true", timeout="200ms")
         assert response.status_code == 200
@@ -539,7 +523,7 @@ def test_cancel_timeout_reports_tasks_still_running(shared_node: NodeProcess) ->
         assert body["task_failures"] == [
             {
                 "task_id": number,
-                "node_id": node_id_of(shared_node),
+                "node_id": shared_node.node_id,
                 "status": "TOO_MANY_REQUESTS",
                 "reason": {"type": "timeout_exception", "reason": "timed out after [200ms/200ms]"},
             }
@@ -554,7 +538,7 @@ def test_cancel_timeout_reports_tasks_still_running(shared_node: NodeProcess) ->
 
 
 def test_cancel_by_actions_and_parent(shared_node: NodeProcess) -> None:
-    parent = start_sleep(shared_node, children_per_node=2)
+    parent = shared_node.start_sleep(children_per_node=2)
     children = {tid(c) for c in children_of(shared_node, parent, 2)}
     try:
         response = cancel(shared_node, actions="test:sleep[c]", parent_task_id=parent)
@@ -573,7 +557,7 @@ def test_cancel_by_actions_and_parent(shared_node: NodeProcess) -> None:
 
 
 def test_cancel_by_parent_does_not_match_the_parent(shared_node: NodeProcess) -> None:
-    parent = start_sleep(shared_node, children_per_node=1)
+    parent = shared_node.start_sleep(children_per_node=1)
     [child] = children_of(shared_node, parent, 1)
     try:
         body = cancel(shared_node, parent_task_id=parent, group_by="none").json()
@@ -588,7 +572,7 @@ def test_cancel_by_parent_does_not_match_the_parent(shared_node: NodeProcess) ->
 def test_cancel_with_nodes_selecting_nothing_cancels_nothing(
     shared_node: NodeProcess, selector: str
 ) -> None:
-    parent = start_sleep(shared_node, children_per_node=1)
+    parent = shared_node.start_sleep(children_per_node=1)
     children_of(shared_node, parent, 1)
     try:
         response = cancel(shared_node, nodes=selector, parent_task_id=parent)
@@ -601,10 +585,10 @@ def test_cancel_with_nodes_selecting_nothing_cancels_nothing(
 
 @pytest.mark.parametrize("selector", ["_local", "_all", "shared", "{id}"])
 def test_cancel_with_nodes_selecting_this_node(shared_node: NodeProcess, selector: str) -> None:
-    parent = start_sleep(shared_node, children_per_node=1)
+    parent = shared_node.start_sleep(children_per_node=1)
     [child] = children_of(shared_node, parent, 1)
     try:
-        nid = node_id_of(shared_node)
+        nid = shared_node.node_id
         body = cancel(shared_node, nodes=selector.replace("{id}", nid), parent_task_id=parent).json()
         assert list(body["nodes"]) == [nid]
         assert list(body["nodes"][nid]["tasks"]) == [tid(child)]
@@ -613,9 +597,9 @@ def test_cancel_with_nodes_selecting_this_node(shared_node: NodeProcess, selecto
 
 
 def test_cancel_filters_skip_non_cancellable_tasks_and_the_cancel_itself(node: NodeProcess) -> None:
-    keep = start_sleep(node, cancellable=False, duration="2s")
-    first = start_sleep(node)
-    second = start_sleep(node, children_per_node=1)
+    keep = node.start_sleep(cancellable=False, duration="2s")
+    first = node.start_sleep()
+    second = node.start_sleep(children_per_node=1)
     child = tid(children_of(node, second, 1)[0])
     opaque = new_opaque()
     response = node.post("/_tasks/_cancel", params={"group_by": "none"}, headers={"X-Opaque-Id": opaque})
@@ -635,11 +619,11 @@ def test_cancel_filters_skip_non_cancellable_tasks_and_the_cancel_itself(node: N
 
 
 def test_cancel_by_actions_wildcard_on_a_fresh_node(node: NodeProcess) -> None:
-    sleeping = [start_sleep(node) for _ in range(3)]
+    sleeping = [node.start_sleep() for _ in range(3)]
     response = node.post("/_tasks/_cancel", params={"actions": "test:*", "wait_for_completion": "true"})
     assert response.status_code == 200
     body = response.json()
-    nid = node_id_of(node)
+    nid = node.node_id
     assert list(body["nodes"]) == [nid]
     assert set(body["nodes"][nid]["tasks"]) == set(sleeping)
     assert flat(node, actions="test:*") == []

@@ -18,7 +18,6 @@ from apicheck import (
     SLEEP_PATH,
     assert_es_error,
     live_task,
-    node_id_of,
     outcome,
     pid_alive,
     worker_pids,
@@ -108,19 +107,19 @@ def test_results_survive_a_restart(nodes: Nodes) -> None:
 
 def test_node_id_is_kept_in_the_data_folder(nodes: Nodes, tmp_path: Path) -> None:
     first = nodes.start()
-    node_id = node_id_of(first)
+    node_id = first.node_id
     assert re.fullmatch(r"[A-Za-z0-9_-]{22}", node_id)
     assert (nodes.data_dir / "node_id").read_text().strip() == node_id
     assert first.terminate() == 0
 
     second = nodes.start()
-    assert node_id_of(second) == node_id
+    assert second.node_id == node_id
     assert second.start_sleep(duration="0s").startswith(node_id + ":")
 
     other = NodeProcess(tmp_path / "elsewhere", node_name="other")
     other.start()
     try:
-        assert node_id_of(other) != node_id
+        assert other.node_id != node_id
     finally:
         other.stop()
 
@@ -185,7 +184,7 @@ def test_sigterm_answers_a_waiting_client(nodes: Nodes) -> None:
 
 def test_sigkill_leaves_tasks_that_the_next_life_reports_failed(nodes: Nodes) -> None:
     first = nodes.start()
-    node_id = node_id_of(first)
+    node_id = first.node_id
     ids = start_all_executors(first)
     workers = worker_pids(first)
     first.kill()
@@ -235,7 +234,7 @@ def test_app_module_and_node_attributes(nodes: Nodes) -> None:
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["greeting"] == "hello ada hello ada"
-    assert re.fullmatch(re.escape(node_id_of(node)) + r":\d+", body["task"])
+    assert re.fullmatch(re.escape(node.node_id) + r":\d+", body["task"])
 
     background = node.post("/_actions/user:greet", params={"wait_for_completion": "false"},
                            json={"name": "bob"})

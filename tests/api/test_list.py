@@ -34,22 +34,6 @@ def new_opaque() -> str:
     return f"list-{uuid.uuid4().hex}"
 
 
-def node_id_of(node: NodeProcess) -> str:
-    ids = list(node.get("/_nodes").json()["nodes"])
-    assert len(ids) == 1
-    return str(ids[0])
-
-
-def start_sleep(node: NodeProcess, headers: dict[str, str] | None = None, **params: Any) -> str:
-    response = node.post(
-        "/_actions/test:sleep", params={"wait_for_completion": "false"}, json=params,
-        headers=headers or {},
-    )
-    assert response.status_code == 200, response.text
-    task_id: str = response.json()["task"]
-    return task_id
-
-
 def list_body(node: NodeProcess, headers: dict[str, str] | None = None, /, **params: str) -> dict[str, Any]:
     response = node.get("/_tasks", params=params, headers=headers or {})
     assert response.status_code == 200, response.text
@@ -96,7 +80,7 @@ class Tree:
 @pytest.fixture
 def tree(shared_node: NodeProcess) -> Iterator[Tree]:
     opaque = new_opaque()
-    parent = start_sleep(shared_node, {"X-Opaque-Id": opaque}, children_per_node=2)
+    parent = shared_node.start_sleep({"X-Opaque-Id": opaque}, children_per_node=2)
     shared_node.wait_until(
         lambda: len(flat(shared_node, parent_task_id=parent)) == 2, message="children never started"
     )
@@ -112,7 +96,7 @@ def tree(shared_node: NodeProcess) -> Iterator[Tree]:
 def test_group_by_nodes_is_the_default_shape(shared_node: NodeProcess, tree: Tree) -> None:
     body = list_body(shared_node, actions="test:sleep*")
     assert list(body) == ["nodes"]
-    nid = node_id_of(shared_node)
+    nid = shared_node.node_id
     assert list(body["nodes"]) == [nid]
     entry = body["nodes"][nid]
     # No attributes on this node: the key is left out, as Elasticsearch does.
@@ -250,7 +234,7 @@ def test_parent_task_id_lists_only_the_children(shared_node: NodeProcess, tree: 
 
 
 def test_parent_task_id_unknown_parent_is_empty_not_404(shared_node: NodeProcess) -> None:
-    nid = node_id_of(shared_node)
+    nid = shared_node.node_id
     assert flat(shared_node, parent_task_id=f"{nid}:999999999") == []
     assert flat(shared_node, parent_task_id="nowhere:1") == []
 
@@ -274,7 +258,7 @@ def test_parent_task_id_combines_with_actions(shared_node: NodeProcess, tree: Tr
 def test_nodes_selectors_that_select_this_node(
     shared_node: NodeProcess, tree: Tree, selector: str
 ) -> None:
-    nid = node_id_of(shared_node)
+    nid = shared_node.node_id
     body = list_body(shared_node, actions="test:sleep*", nodes=selector.replace("{id}", nid))
     assert list(body["nodes"]) == [nid]
     assert tree.ids(shared_node) <= task_ids_in_nodes(body)
@@ -291,7 +275,7 @@ def test_node_attributes_in_header_and_selectors(tmp_path: Path) -> None:
     node = NodeProcess(tmp_path / "attrs", node_name="zoned", extra_args=["--attr", "zone=a"])
     node.start()
     try:
-        nid = node_id_of(node)
+        nid = node.node_id
         body = list_body(node, actions=LIST)
         entry = body["nodes"][nid]
         assert list(entry) == ["name", "transport_address", "host", "ip", "roles", "attributes", "tasks"]
@@ -309,7 +293,7 @@ def test_node_attributes_in_header_and_selectors(tmp_path: Path) -> None:
 
 def test_wait_for_completion_waits_until_matching_tasks_finish(shared_node: NodeProcess) -> None:
     opaque = new_opaque()
-    parent = start_sleep(shared_node, {"X-Opaque-Id": opaque}, children_per_node=2, duration="1s")
+    parent = shared_node.start_sleep({"X-Opaque-Id": opaque}, children_per_node=2, duration="1s")
     try:
         shared_node.wait_until(lambda: len(flat(shared_node, parent_task_id=parent)) == 2)
         started = time.monotonic()
@@ -328,7 +312,7 @@ def test_wait_for_completion_times_out_with_a_node_failure(shared_node: NodeProc
     started = time.monotonic()
     body = list_body(shared_node, parent_task_id=tree.parent, wait_for_completion="true", timeout="200ms")
     assert time.monotonic() - started < 10
-    nid = node_id_of(shared_node)
+    nid = shared_node.node_id
     assert body == {
         "node_failures": [
             {
@@ -410,8 +394,7 @@ def test_other_request_headers_are_not_captured(shared_node: NodeProcess) -> Non
 
 def test_headers_are_copied_to_children_of_an_action(shared_node: NodeProcess) -> None:
     opaque = new_opaque()
-    parent = start_sleep(
-        shared_node, {"X-Opaque-Id": opaque, "traceparent": TRACEPARENT}, children_per_node=2
+    parent = shared_node.start_sleep({"X-Opaque-Id": opaque, "traceparent": TRACEPARENT}, children_per_node=2
     )
     try:
         shared_node.wait_until(lambda: len(flat(shared_node, parent_task_id=parent)) == 2)

@@ -98,12 +98,6 @@ def outcome(node: NodeProcess, task_id: str, timeout: str = "60s") -> dict[str, 
     return body
 
 
-def node_id_of(node: NodeProcess) -> str:
-    ids = list(node.get("/_nodes").json()["nodes"])
-    assert len(ids) == 1, ids
-    return str(ids[0])
-
-
 def worker_pids(node: NodeProcess) -> set[int]:
     """Pids of the node's process-executor workers.
 

@@ -88,10 +88,18 @@ class NodeProcess:
     def post(self, path: str, **kwargs: Any) -> httpx.Response:
         return self.client.post(path, **kwargs)
 
-    def start_sleep(self, **params: Any) -> str:
-        """Start a background ``test:sleep`` and return its task id."""
+    @property
+    def node_id(self) -> str:
+        """The id of this (single) node, as ``GET /_nodes`` reports it."""
+        ids = list(self.get("/_nodes").json()["nodes"])
+        assert len(ids) == 1, ids
+        return str(ids[0])
+
+    def start_sleep(self, headers: dict[str, str] | None = None, **params: Any) -> str:
+        """Start a background ``test:sleep`` (with request ``headers``) and return its task id."""
         response = self.post(
-            "/_actions/test:sleep", params={"wait_for_completion": "false"}, json=params
+            "/_actions/test:sleep", params={"wait_for_completion": "false"}, json=params,
+            headers=headers or {},
         )
         assert response.status_code == 200, response.text
         task_id: str = response.json()["task"]
