@@ -18,6 +18,8 @@ Python client raises the same classes back::
     ├── RejectedExecutionError            es_rejected_execution_exception        429
     ├── FailedNodeError                   failed_node_exception                  500
     ├── NodeClosedError                   node_closed_exception                  500
+    ├── NodeNotConnectedError             node_not_connected_exception           500
+    ├── SecurityError                     security_exception                     403
     ├── StoreUnavailableError             store_unavailable_exception            503
     └── ActionFailedError                 (type chosen by the action)            500
 """
@@ -37,11 +39,13 @@ __all__ = [
     "MethodNotAllowedError",
     "NoSuchNodeError",
     "NodeClosedError",
+    "NodeNotConnectedError",
     "NumberFormatError",
     "ParseError",
     "RejectedExecutionError",
     "RequestTooLargeError",
     "ResourceNotFoundError",
+    "SecurityError",
     "StoreUnavailableError",
     "TaskCancelledError",
     "TaskwardenError",
@@ -217,6 +221,20 @@ class NodeClosedError(TaskwardenError):
     status = 500
 
 
+class NodeNotConnectedError(TaskwardenError):
+    """Another node could not be reached, or did not answer within the request's timeout."""
+
+    es_type = "node_not_connected_exception"
+    status = 500
+
+
+class SecurityError(TaskwardenError):
+    """A request without the credentials it needs (internal endpoints: the cluster secret)."""
+
+    es_type = "security_exception"
+    status = 403
+
+
 class StoreUnavailableError(TaskwardenError):
     """The cluster store is unreachable or refused the operation (down, locked, unwritable)."""
 
@@ -295,6 +313,8 @@ _BY_TYPE: dict[str, type[TaskwardenError]] = {
         EsTimeoutError,
         RejectedExecutionError,
         NodeClosedError,
+        NodeNotConnectedError,
+        SecurityError,
         StoreUnavailableError,
     )
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import socket
@@ -13,9 +14,11 @@ from starlette.applications import Starlette
 
 from taskwarden._version import __version__
 from taskwarden.cluster.local import LocalNode
-from taskwarden.cluster.membership import Membership
+from taskwarden.cluster.membership import Heartbeat, Membership
 from taskwarden.cluster.nodes import NodeInfo
 from taskwarden.cluster.service import ClusterService
+from taskwarden.cluster.transport import NodeTransport
+from taskwarden.errors import TaskwardenError
 from taskwarden.http.app import build_app
 from taskwarden.runtime.builtin.test_sleep import register_test_actions
 from taskwarden.runtime.executors.processes import ProcessExecutor
@@ -53,6 +56,9 @@ class NodeSettings:
     shutdown_timeout_seconds: float = 30.0
     thread_workers: int = 64
     process_workers: int = 32
+    heartbeat_interval_seconds: float = 1.0
+    heartbeat_timeout_seconds: float = 5.0
+    transport_timeout_seconds: float = 30.0
 
     def store_url(self) -> str:
         if self.store:
@@ -85,6 +91,16 @@ def crash_error(node_id: str, name: str) -> dict[str, str]:
     }
 
 
+def node_left_error(node: NodeInfo) -> dict[str, str]:
+    return {
+        "type": "node_closed_exception",
+        "reason": (
+            f"node [{node.name}][{node.node_id}] left the cluster before the task finished; "
+            "the task's outcome is unknown"
+        ),
+    }
+
+
 class Node:
     """One taskwarden node: call :meth:`start`, serve :attr:`app`, then :meth:`stop`."""
 
@@ -109,6 +125,9 @@ class Node:
         )
         self.store: ClusterStore | None = None
         self.cluster: ClusterService | None = None
+        self.transport: NodeTransport | None = None
+        self.heartbeat: Heartbeat | None = None
+        self._settling: set[asyncio.Task[None]] = set()
         self.app: Starlette | None = None
 
     def local_info(self, port: int) -> NodeInfo:
@@ -131,7 +150,16 @@ class Node:
                         len(failed))
         self.manager.number_after(await self.store.last_task_seq(self.node_id))
         uuid_ = await self.store.cluster_uuid()
-        membership = Membership(self.local_info(port if port is not None else self.settings.port))
+        secret = await self.store.cluster_secret()
+        membership = Membership(
+            self.local_info(port if port is not None else self.settings.port),
+            stale_after_s=self.settings.heartbeat_timeout_seconds,
+        )
+        self.transport = NodeTransport(secret, timeout_s=self.settings.transport_timeout_seconds)
+        self.heartbeat = Heartbeat(
+            membership, self.store, interval_s=self.settings.heartbeat_interval_seconds,
+            clock=self.manager.clock, on_gone=self._on_nodes_gone,
+        )
         local = LocalNode(self.manager, self.cancellation, self.store)
         self.cluster = ClusterService(
             self.manager,
@@ -140,16 +168,44 @@ class Node:
             membership,
             self.runner,
             self.store,
+            self.transport,
             cluster_name=self.settings.cluster_name,
             cluster_uuid=uuid_,
+            secret=secret,
         )
         self.app = build_app(self.cluster)
         return self.app
 
-    def set_port(self, port: int) -> None:
-        """Record the port actually bound (``--port 0``)."""
+    async def join(self, port: int) -> None:
+        """Once listening: record the port actually bound (``--port 0``) and join the cluster."""
         if self.cluster is not None:
             self.cluster.membership.replace_local(self.local_info(port))
+        if self.heartbeat is not None:
+            try:
+                await self.heartbeat.beat()
+            except TaskwardenError as exc:
+                log.warning("could not join the cluster yet (%s); retrying every heartbeat", exc)
+            self.heartbeat.start()
+
+    def _on_nodes_gone(self, gone: list[NodeInfo]) -> None:
+        for node in gone:
+            log.warning("node [%s][%s] left the cluster (no heartbeat for %.0fs)", node.name,
+                        node.node_id, self.settings.heartbeat_timeout_seconds)
+            task = asyncio.get_running_loop().create_task(self._settle_gone(node))
+            self._settling.add(task)
+            task.add_done_callback(self._settling.discard)
+
+    async def _settle_gone(self, node: NodeInfo) -> None:
+        """Answer the background tasks a departed node journaled but never finished."""
+        assert self.store is not None
+        try:
+            failed = await self.store.fail_unfinished(node.node_id, node_left_error(node))
+        except TaskwardenError as exc:
+            log.warning("could not settle the tasks of departed node [%s]: %s", node.node_id, exc)
+            return
+        if failed:
+            log.warning("marked %d unfinished background tasks of node [%s] as failed",
+                        len(failed), node.node_id)
 
     async def cancel_all(self) -> None:
         """Cancel every running task with reason ``node shutting down`` and wait for them."""
@@ -163,6 +219,10 @@ class Node:
     async def stop(self) -> None:
         """Stop work, store outcomes, close executors and the store."""
         await self.cancel_all()
+        if self.heartbeat is not None:
+            await self.heartbeat.stop(leave=True)
+        if self.transport is not None:
+            await self.transport.close()
         await self.processes.shutdown()
         self.threads.shutdown()
         if self.store is not None:

@@ -94,7 +94,7 @@ async def _announce(server: NodeServer, node: Node) -> None:
         for sock in listener.sockets:
             port = sock.getsockname()[1]
             break
-    node.set_port(port)
+    await node.join(port)
     print(
         f"taskwarden node [{node.name}][{node.node_id}] started on "
         f"http://{node.settings.host}:{port} (cluster [{node.settings.cluster_name}], "

@@ -90,10 +90,8 @@ class NodeProcess:
 
     @property
     def node_id(self) -> str:
-        """The id of this (single) node, as ``GET /_nodes`` reports it."""
-        ids = list(self.get("/_nodes").json()["nodes"])
-        assert len(ids) == 1, ids
-        return str(ids[0])
+        """The id of this node: created at its first start and kept in its data folder."""
+        return (self.data_dir / "node_id").read_text().strip()
 
     def start_sleep(self, headers: dict[str, str] | None = None, **params: Any) -> str:
         """Start a background ``test:sleep`` (with request ``headers``) and return its task id."""

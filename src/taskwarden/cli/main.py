@@ -30,6 +30,13 @@ def _attributes(pairs: list[str]) -> dict[str, str]:
     return attributes
 
 
+def _time_option(raw: str, flag: str) -> int:
+    try:
+        return parse_time_value(raw, flag.lstrip("-"))
+    except TaskwardenError as exc:
+        raise typer.BadParameter(exc.reason, param_hint=flag) from None
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -56,15 +63,18 @@ def serve(
     grace: Annotated[
         str, typer.Option(help="Process tasks: time from the stop request to SIGTERM.")
     ] = "10s",
+    heartbeat_timeout: Annotated[
+        str, typer.Option(help="Cluster: a node without a heartbeat for this long has left.")
+    ] = "5s",
 ) -> None:
     """Start a node (one process; SQLite in the data folder unless --store says otherwise)."""
     from taskwarden.node import NodeSettings
     from taskwarden.server import run_node
 
-    try:
-        grace_nanos = parse_time_value(grace, "grace")
-    except TaskwardenError as exc:
-        raise typer.BadParameter(exc.reason, param_hint="--grace") from None
+    grace_nanos = _time_option(grace, "--grace")
+    heartbeat_nanos = _time_option(heartbeat_timeout, "--heartbeat-timeout")
+    if heartbeat_nanos < 2 * 10**9:  # heartbeats go out every second
+        raise typer.BadParameter("must be at least [2s]", param_hint="--heartbeat-timeout")
     settings = NodeSettings(
         host=host,
         port=port,
@@ -76,6 +86,7 @@ def serve(
         attributes=_attributes(list(attr or [])),
         test_actions=test_actions,
         grace_seconds=max(0, grace_nanos) / 1e9,
+        heartbeat_timeout_seconds=heartbeat_nanos / 1e9,
     )
     run_node(settings)
 

@@ -1,17 +1,61 @@
-"""Membership: which nodes form the cluster. Today one node; the store will share it later."""
+"""Membership: which nodes form the cluster, kept in the shared store by heartbeats.
+
+Each node writes its own row every heartbeat and reads everyone's; a row not refreshed within
+``stale_after`` is a node that is gone. There is no election: the store is the only shared truth.
+"""
 
 from __future__ import annotations
 
-from taskwarden.cluster.nodes import NodeInfo
+import asyncio
+import logging
+from collections.abc import Callable
 
-__all__ = ["Membership"]
+from taskwarden.cluster.nodes import NodeInfo
+from taskwarden.errors import TaskwardenError
+from taskwarden.store import ClusterStore, NodeRecord
+from taskwarden.tasks import SYSTEM_CLOCK, Clock
+
+__all__ = ["Heartbeat", "Membership", "node_from_record", "record_of"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STALE_AFTER_S = 5.0
+DEFAULT_INTERVAL_S = 1.0
+
+
+def record_of(node: NodeInfo, now_millis: int) -> NodeRecord:
+    return NodeRecord(
+        node_id=node.node_id,
+        name=node.name,
+        http_address=node.http_address,
+        roles=tuple(node.roles),
+        attributes=dict(node.attributes),
+        version=node.version,
+        last_seen_millis=now_millis,
+        started_millis=node.started_millis,
+    )
+
+
+def node_from_record(record: NodeRecord) -> NodeInfo:
+    host, _, port = record.http_address.rpartition(":")
+    return NodeInfo(
+        node_id=record.node_id,
+        name=record.name,
+        host=host,
+        port=int(port) if port.isdigit() else 0,
+        version=record.version,
+        roles=tuple(record.roles),
+        attributes=dict(record.attributes),
+        started_millis=record.started_millis,
+    )
 
 
 class Membership:
-    """The live nodes of the cluster, as this node sees them."""
+    """The live nodes of the cluster, as this node last read them; always includes itself."""
 
-    def __init__(self, local: NodeInfo) -> None:
+    def __init__(self, local: NodeInfo, *, stale_after_s: float = DEFAULT_STALE_AFTER_S) -> None:
         self.local = local
+        self.stale_after_ms = int(stale_after_s * 1000)
         self._nodes: dict[str, NodeInfo] = {local.node_id: local}
 
     def replace_local(self, local: NodeInfo) -> None:
@@ -19,8 +63,72 @@ class Membership:
         self.local = local
         self._nodes[local.node_id] = local
 
+    def update(self, records: list[NodeRecord], now_millis: int) -> list[NodeInfo]:
+        """Take a fresh read of the store; returns the nodes that just went missing."""
+        fresh = {self.local.node_id: self.local}
+        for record in records:
+            if record.node_id == self.local.node_id:
+                continue
+            if now_millis - record.last_seen_millis <= self.stale_after_ms:
+                fresh[record.node_id] = node_from_record(record)
+        gone = [node for node_id, node in self._nodes.items() if node_id not in fresh]
+        self._nodes = fresh
+        return gone
+
     def live_nodes(self) -> list[NodeInfo]:
         return list(self._nodes.values())
 
     def get(self, node_id: str) -> NodeInfo | None:
         return self._nodes.get(node_id)
+
+
+class Heartbeat:
+    """Writes this node's row and refreshes the membership view, every ``interval``."""
+
+    def __init__(
+        self,
+        membership: Membership,
+        store: ClusterStore,
+        *,
+        interval_s: float = DEFAULT_INTERVAL_S,
+        clock: Clock = SYSTEM_CLOCK,
+        on_gone: Callable[[list[NodeInfo]], None] | None = None,
+    ) -> None:
+        self.membership = membership
+        self.store = store
+        self.interval_s = interval_s
+        self.clock = clock
+        self.on_gone = on_gone
+        self._task: asyncio.Task[None] | None = None
+
+    async def beat(self) -> None:
+        """One heartbeat: write our row, read everyone's."""
+        now = self.clock.epoch_millis()
+        await self.store.upsert_node(record_of(self.membership.local, now))
+        gone = self.membership.update(await self.store.nodes(), self.clock.epoch_millis())
+        if gone and self.on_gone is not None:
+            self.on_gone(gone)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="heartbeat")
+
+    async def stop(self, *, leave: bool) -> None:
+        """Stop beating; ``leave`` removes our row so others drop us at once (graceful stop)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if leave:
+            try:
+                await self.store.remove_node(self.membership.local.node_id)
+            except TaskwardenError:
+                log.warning("could not remove this node from the store; others will see it stale")
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.beat()
+            except TaskwardenError as exc:
+                log.warning("heartbeat failed: %s", exc)
+            await asyncio.sleep(self.interval_s)

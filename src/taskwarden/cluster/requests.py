@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from taskwarden.cluster.nodes import NodeInfo
-from taskwarden.errors import FailedNodeError, TaskwardenError
+from taskwarden.errors import FailedNodeError, TaskwardenError, error_from_dict
 from taskwarden.tasks import TaskFilter, TaskId, TaskInfo
 
 __all__ = [
@@ -36,6 +36,26 @@ class ListRequest:
     def task_filter(self) -> TaskFilter:
         return TaskFilter(actions=self.actions, parent_id=self.parent_id)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The internal wire form sent to the other nodes."""
+        return {
+            "actions": list(self.actions),
+            "parent_task_id": _id_text(self.parent_id),
+            "detailed": self.detailed,
+            "wait_for_completion": self.wait_for_completion,
+            "timeout_nanos": self.timeout_nanos,
+        }
+
+    @classmethod
+    def from_dict(cls, body: dict[str, Any]) -> ListRequest:
+        return cls(
+            actions=tuple(str(a) for a in body.get("actions") or ()),
+            parent_id=_id_of(body.get("parent_task_id")),
+            detailed=bool(body.get("detailed", False)),
+            wait_for_completion=bool(body.get("wait_for_completion", False)),
+            timeout_nanos=_optional_int(body.get("timeout_nanos")),
+        )
+
 
 @dataclass(frozen=True)
 class CancelRequest:
@@ -50,6 +70,26 @@ class CancelRequest:
     def task_filter(self) -> TaskFilter:
         return TaskFilter(
             actions=self.actions, parent_id=self.parent_id, task_id=self.task_id
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The internal wire form sent to the other nodes."""
+        return {
+            "task_id": _id_text(self.task_id),
+            "actions": list(self.actions),
+            "parent_task_id": _id_text(self.parent_id),
+            "wait_for_completion": self.wait_for_completion,
+            "timeout_nanos": self.timeout_nanos,
+        }
+
+    @classmethod
+    def from_dict(cls, body: dict[str, Any]) -> CancelRequest:
+        return cls(
+            task_id=_id_of(body.get("task_id")),
+            actions=tuple(str(a) for a in body.get("actions") or ()),
+            parent_id=_id_of(body.get("parent_task_id")),
+            wait_for_completion=bool(body.get("wait_for_completion", False)),
+            timeout_nanos=_optional_int(body.get("timeout_nanos")),
         )
 
 
@@ -69,6 +109,12 @@ class TaskFailure:
             "reason": self.error.to_dict(),
         }
 
+    @classmethod
+    def from_dict(cls, body: dict[str, Any]) -> TaskFailure:
+        reason = body.get("reason")
+        error = error_from_dict(reason if isinstance(reason, dict) else {"reason": str(reason)})
+        return cls(int(body["task_id"]), str(body["node_id"]), error)
+
 
 @dataclass
 class NodeTasksResult:
@@ -77,6 +123,21 @@ class NodeTasksResult:
     node_id: str
     tasks: list[TaskInfo] = field(default_factory=list)
     task_failures: list[TaskFailure] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "node_id": self.node_id,
+            "tasks": [t.to_dict() for t in self.tasks],
+            "task_failures": [f.to_dict() for f in self.task_failures],
+        }
+
+    @classmethod
+    def from_dict(cls, body: dict[str, Any]) -> NodeTasksResult:
+        return cls(
+            str(body["node_id"]),
+            [TaskInfo.from_dict(t) for t in body.get("tasks") or ()],
+            [TaskFailure.from_dict(f) for f in body.get("task_failures") or ()],
+        )
 
 
 @dataclass
@@ -98,3 +159,27 @@ class GetResult:
     error: dict[str, Any] | None = None
     response: Any = None
     has_response: bool = False
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> GetResult:
+        """Parse the ``GET /_tasks/{id}`` body another node answered."""
+        error = body.get("error")
+        return cls(
+            completed=bool(body["completed"]),
+            task=TaskInfo.from_dict(body["task"]),
+            error=error if isinstance(error, dict) else None,
+            response=body.get("response"),
+            has_response="response" in body,
+        )
+
+
+def _id_text(task_id: TaskId | None) -> str | None:
+    return None if task_id is None else str(task_id)
+
+
+def _id_of(raw: Any) -> TaskId | None:
+    return None if raw is None else TaskId.parse(str(raw))
+
+
+def _optional_int(raw: Any) -> int | None:
+    return None if raw is None else int(raw)

@@ -18,8 +18,10 @@ from taskwarden.cluster.requests import (
     ListRequest,
     NodeTasksResult,
 )
+from taskwarden.cluster.transport import NodeTransport, ParentRef
 from taskwarden.errors import (
     FailedNodeError,
+    NodeNotConnectedError,
     NoSuchNodeError,
     ResourceNotFoundError,
     TaskwardenError,
@@ -32,7 +34,8 @@ __all__ = ["ClusterService"]
 
 log = logging.getLogger(__name__)
 
-NodeOp = Callable[[NodeInfo, Task], Awaitable[NodeTasksResult]]
+LocalOp = Callable[[], Awaitable[NodeTasksResult]]
+RemoteOp = Callable[[NodeInfo, ParentRef], Awaitable[NodeTasksResult]]
 
 
 class ClusterService:
@@ -46,11 +49,14 @@ class ClusterService:
         membership: Membership,
         runner: ActionRunner,
         store: ClusterStore,
+        transport: NodeTransport,
         *,
         cluster_name: str,
         cluster_uuid: str,
+        secret: str,
     ) -> None:
         self.cluster_name = cluster_name
+        self.secret = secret
         self.cluster_uuid = cluster_uuid
         self.manager = manager
         self.cancellation = cancellation
@@ -58,6 +64,7 @@ class ClusterService:
         self.membership = membership
         self.runner = runner
         self.store = store
+        self.transport = transport
 
     @property
     def node_id(self) -> str:
@@ -91,10 +98,11 @@ class ClusterService:
     async def list_tasks(
         self, request: ListRequest, selectors: Sequence[str], parent: Task
     ) -> ClusterTasksResult:
-        async def op(node: NodeInfo, child: Task) -> NodeTasksResult:
-            return await self.local.list_tasks(request)
-
-        return await self._fan_out(self.nodes(selectors), parent, op)
+        return await self._fan_out(
+            self.nodes(selectors), parent,
+            lambda: self.local.list_tasks(request),
+            lambda node, ref: self.transport.list_tasks(node, request, ref),
+        )
 
     async def cancel_tasks(
         self, request: CancelRequest, selectors: Sequence[str], parent: Task
@@ -116,18 +124,35 @@ class ClusterService:
             targets = [owner]
         else:
             targets = self.nodes(selectors)
+        return await self._fan_out(
+            targets, parent,
+            lambda: self.local.cancel_tasks(request),
+            lambda node, ref: self.transport.cancel_tasks(node, request, ref),
+        )
 
-        async def op(node: NodeInfo, child: Task) -> NodeTasksResult:
-            return await self.local.cancel_tasks(request)
-
-        return await self._fan_out(targets, parent, op)
+    async def serve_node_request(self, parent: ParentRef, op: LocalOp) -> NodeTasksResult:
+        """Another node's list or cancel, run here as the ``<action>[n]`` child of its task."""
+        child = self.manager.register(
+            "direct", parent.action + "[n]", parent_id=parent.task_id, headers=parent.headers,
+            cancellable=parent.cancellable,
+        )
+        try:
+            return await op()
+        finally:
+            self.manager.unregister(child)
 
     async def _fan_out(
-        self, targets: Sequence[NodeInfo], parent: Task, op: NodeOp
+        self, targets: Sequence[NodeInfo], parent: Task, local_op: LocalOp, remote_op: RemoteOp
     ) -> ClusterTasksResult:
+        ref = ParentRef(parent.id, parent.action, parent.headers, parent.cancellable)
         result = ClusterTasksResult()
         answers = await asyncio.gather(
-            *(self._on_node(node, parent, op) for node in targets), return_exceptions=True
+            *(
+                self.serve_node_request(ref, local_op) if node.node_id == self.node_id
+                else remote_op(node, ref)
+                for node in targets
+            ),
+            return_exceptions=True,
         )
         for node, answer in zip(targets, answers, strict=True):
             if isinstance(answer, TaskwardenError):
@@ -140,20 +165,6 @@ class ClusterService:
                 result.task_failures.extend(answer.task_failures)
         return result
 
-    async def _on_node(self, node: NodeInfo, parent: Task, op: NodeOp) -> NodeTasksResult:
-        """Run ``op`` for ``node`` as the ``<action>[n]`` child of the coordinating task."""
-        child = self.manager.register(
-            "direct",
-            parent.action + "[n]",
-            parent_id=parent.id,
-            headers=parent.headers,
-            cancellable=parent.cancellable,
-        )
-        try:
-            return await op(node, child)
-        finally:
-            self.manager.unregister(child)
-
     # get -------------------------------------------------------------------------------
 
     async def get_task(
@@ -163,6 +174,16 @@ class ClusterService:
             return await self.local.get_task(
                 task_id, wait_for_completion=wait_for_completion, timeout_nanos=timeout_nanos
             )
+        owner = self.membership.get(task_id.node_id)
+        if owner is not None:
+            try:
+                return await self.transport.get_task(
+                    owner, task_id, wait_for_completion=wait_for_completion,
+                    timeout_nanos=timeout_nanos,
+                )
+            except NodeNotConnectedError:
+                log.info("node [%s] unreachable for get of [%s]; answering from the store",
+                         owner.node_id, task_id)
         try:
             return await self.local.stored_result(task_id)
         except ResourceNotFoundError as not_stored:

@@ -10,9 +10,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from taskwarden.cluster.service import ClusterService
+from taskwarden.cluster.transport import INTERNAL_PREFIX
 from taskwarden.errors import IllegalArgumentError, MethodNotAllowedError
 from taskwarden.http.context import Handler, Reply, RestContext, es_endpoint
-from taskwarden.http.routes import actions, cat, nodes, tasks
+from taskwarden.http.routes import actions, cat, internal, nodes, tasks
 
 __all__ = ["build_app"]
 
@@ -40,6 +41,9 @@ def _api_routes() -> list[Route]:
         _route("/_nodes", ["GET"], nodes.NODES_PARAMS, nodes.nodes_info),
         _route("/_nodes/{node_id}", ["GET"], nodes.NODES_PARAMS, nodes.nodes_info),
         _route("/_actions/{action}", ["POST"], actions.ACTION_PARAMS, actions.run_action),
+        _route(INTERNAL_PREFIX + "/tasks/list", ["POST"], (), internal.list_on_node),
+        _route(INTERNAL_PREFIX + "/tasks/cancel", ["POST"], (), internal.cancel_on_node),
+        _route(INTERNAL_PREFIX + "/tasks/get", ["POST"], (), internal.get_on_node),
     ]
 
 

@@ -1,0 +1,149 @@
+"""HTTP between nodes: internal endpoints, authenticated with the cluster secret.
+
+A node that cannot be reached, or does not answer in time, becomes a ``node_not_connected_exception``
+that the coordinating node reports in ``node_failures``; it never hangs a request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import orjson
+
+from taskwarden.cluster.nodes import NodeInfo
+from taskwarden.cluster.requests import CancelRequest, GetResult, ListRequest, NodeTasksResult
+from taskwarden.errors import NodeNotConnectedError, TaskwardenError, error_from_dict
+from taskwarden.tasks import TaskId
+
+__all__ = ["INTERNAL_PREFIX", "SECRET_HEADER", "NodeTransport", "ParentRef"]
+
+INTERNAL_PREFIX = "/_internal"
+SECRET_HEADER = "X-Taskwarden-Cluster-Secret"
+DEFAULT_TIMEOUT_S = 30.0
+# A wait on the other node may use the whole request timeout; the transport allows a bit more.
+_WAIT_MARGIN_S = 5.0
+
+
+class ParentRef:
+    """The coordinating task a remote ``[n]`` task hangs under, with the caller's headers."""
+
+    __slots__ = ("action", "cancellable", "headers", "task_id")
+
+    def __init__(
+        self, task_id: TaskId, action: str, headers: dict[str, str], cancellable: bool
+    ) -> None:
+        self.task_id = task_id
+        self.action = action
+        self.headers = headers
+        self.cancellable = cancellable
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task_id": str(self.task_id),
+            "action": self.action,
+            "headers": self.headers,
+            "cancellable": self.cancellable,
+        }
+
+    @classmethod
+    def from_dict(cls, body: dict[str, Any]) -> ParentRef:
+        return cls(
+            TaskId.parse(str(body["task_id"])),
+            str(body["action"]),
+            {str(k): str(v) for k, v in (body.get("headers") or {}).items()},
+            bool(body.get("cancellable", True)),
+        )
+
+
+class NodeTransport:
+    """A pooled HTTP client that calls the internal endpoints of the other nodes."""
+
+    def __init__(self, secret: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        self._timeout_s = timeout_s
+        self._client = httpx.AsyncClient(
+            headers={SECRET_HEADER: secret, "Content-Type": "application/json"},
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+            timeout=httpx.Timeout(timeout_s, connect=min(5.0, timeout_s)),
+        )
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def list_tasks(
+        self, node: NodeInfo, request: ListRequest, parent: ParentRef
+    ) -> NodeTasksResult:
+        body = {"request": request.to_dict(), "parent": parent.to_dict()}
+        answer = await self._call(node, "/tasks/list", body, request.timeout_nanos,
+                                  request.wait_for_completion)
+        return NodeTasksResult.from_dict(answer)
+
+    async def cancel_tasks(
+        self, node: NodeInfo, request: CancelRequest, parent: ParentRef
+    ) -> NodeTasksResult:
+        body = {"request": request.to_dict(), "parent": parent.to_dict()}
+        answer = await self._call(node, "/tasks/cancel", body, request.timeout_nanos,
+                                  request.wait_for_completion)
+        return NodeTasksResult.from_dict(answer)
+
+    async def get_task(
+        self, node: NodeInfo, task_id: TaskId, *, wait_for_completion: bool,
+        timeout_nanos: int | None,
+    ) -> GetResult:
+        body = {
+            "task_id": str(task_id),
+            "wait_for_completion": wait_for_completion,
+            "timeout_nanos": timeout_nanos,
+        }
+        answer = await self._call(node, "/tasks/get", body, timeout_nanos, wait_for_completion)
+        return GetResult.from_body(answer)
+
+    async def _call(
+        self, node: NodeInfo, path: str, body: dict[str, Any], timeout_nanos: int | None,
+        waits: bool,
+    ) -> dict[str, Any]:
+        url = f"http://{node.http_address}{INTERNAL_PREFIX}{path}"
+        timeout: float | None = self._timeout_s
+        if waits:
+            timeout = (
+                None if timeout_nanos == -1
+                else (timeout_nanos or 30 * 10**9) / 1e9 + _WAIT_MARGIN_S
+            )
+        try:
+            response = await self._client.post(
+                url, content=orjson.dumps(body),
+                timeout=httpx.Timeout(timeout, connect=min(5.0, self._timeout_s)),
+            )
+        except httpx.TimeoutException as exc:
+            raise NodeNotConnectedError(
+                f"[{node.name}][{node.http_address}] did not answer in time: {type(exc).__name__}",
+                metadata={"node_id": node.node_id},
+            ) from None
+        except httpx.HTTPError as exc:
+            raise NodeNotConnectedError(
+                f"[{node.name}][{node.http_address}] connect failed: {exc}",
+                metadata={"node_id": node.node_id},
+            ) from None
+        try:
+            answer = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise NodeNotConnectedError(
+                f"[{node.name}][{node.http_address}] answered {response.status_code} with a body "
+                "that is not JSON",
+                metadata={"node_id": node.node_id},
+            ) from None
+        if response.status_code >= 400:
+            raise _remote_error(answer, response.status_code)
+        if not isinstance(answer, dict):
+            raise NodeNotConnectedError(
+                f"[{node.name}][{node.http_address}] answered with a body that is not an object",
+                metadata={"node_id": node.node_id},
+            )
+        return answer
+
+
+def _remote_error(answer: Any, status: int) -> TaskwardenError:
+    error = answer.get("error") if isinstance(answer, dict) else None
+    if isinstance(error, dict):
+        return error_from_dict(error, status)
+    return error_from_dict({"type": "exception", "reason": str(error)}, status)

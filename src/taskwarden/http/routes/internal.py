@@ -1,0 +1,74 @@
+"""Node-to-node endpoints (``/_internal/...``): only callers holding the cluster secret get in.
+
+The check happens before the body is read, so a request without the secret never runs anything.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from taskwarden.cluster.requests import CancelRequest, ListRequest
+from taskwarden.cluster.transport import SECRET_HEADER, ParentRef
+from taskwarden.errors import IllegalArgumentError, SecurityError
+from taskwarden.http.context import Reply, RestContext
+from taskwarden.http.shapes import get_body
+from taskwarden.tasks import TaskId
+
+__all__ = ["cancel_on_node", "get_on_node", "list_on_node"]
+
+
+def _authenticate(ctx: RestContext) -> None:
+    given = ctx.request.headers.get(SECRET_HEADER)
+    if given is None:
+        raise SecurityError(f"missing cluster secret for internal action [{ctx.request.url.path}]")
+    if not hmac.compare_digest(given.encode(), ctx.cluster.secret.encode()):
+        raise SecurityError(f"invalid cluster secret for internal action [{ctx.request.url.path}]")
+
+
+async def _body(ctx: RestContext) -> tuple[dict[str, Any], ParentRef | None]:
+    _authenticate(ctx)
+    body = await ctx.json_body()
+    try:
+        parent = ParentRef.from_dict(body["parent"]) if "parent" in body else None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise IllegalArgumentError(f"malformed internal request: {exc}") from None
+    return body, parent
+
+
+def _request_part(body: dict[str, Any]) -> dict[str, Any]:
+    part = body.get("request")
+    if not isinstance(part, dict):
+        raise IllegalArgumentError("malformed internal request: no [request] object")
+    return part
+
+
+async def list_on_node(ctx: RestContext) -> Reply:
+    body, parent = await _body(ctx)
+    request = ListRequest.from_dict(_request_part(body))
+    if parent is None:
+        raise IllegalArgumentError("malformed internal request: no [parent] object")
+    result = await ctx.cluster.serve_node_request(parent, lambda: ctx.cluster.local.list_tasks(request))
+    return Reply(result.to_dict())
+
+
+async def cancel_on_node(ctx: RestContext) -> Reply:
+    body, parent = await _body(ctx)
+    request = CancelRequest.from_dict(_request_part(body))
+    if parent is None:
+        raise IllegalArgumentError("malformed internal request: no [parent] object")
+    result = await ctx.cluster.serve_node_request(
+        parent, lambda: ctx.cluster.local.cancel_tasks(request)
+    )
+    return Reply(result.to_dict())
+
+
+async def get_on_node(ctx: RestContext) -> Reply:
+    body, _ = await _body(ctx)
+    timeout = body.get("timeout_nanos")
+    result = await ctx.cluster.local.get_task(
+        TaskId.parse(str(body.get("task_id", ""))),
+        wait_for_completion=bool(body.get("wait_for_completion", False)),
+        timeout_nanos=None if timeout is None else int(timeout),
+    )
+    return Reply(get_body(result, human=False))
