@@ -16,6 +16,7 @@ from taskwarden._version import __version__
 from taskwarden.cluster.local import LocalNode
 from taskwarden.cluster.membership import Heartbeat, Membership
 from taskwarden.cluster.nodes import NodeInfo
+from taskwarden.cluster.remote import ClusterBans, ClusterLauncher
 from taskwarden.cluster.service import ClusterService
 from taskwarden.cluster.transport import NodeTransport
 from taskwarden.errors import TaskwardenError
@@ -156,6 +157,8 @@ class Node:
             stale_after_s=self.settings.heartbeat_timeout_seconds,
         )
         self.transport = NodeTransport(secret, timeout_s=self.settings.transport_timeout_seconds)
+        self.cancellation.remote = ClusterBans(membership, self.transport)
+        self.runner.launcher = ClusterLauncher(self.runner, membership, self.transport)
         self.heartbeat = Heartbeat(
             membership, self.store, interval_s=self.settings.heartbeat_interval_seconds,
             clock=self.manager.clock, on_gone=self._on_nodes_gone,
@@ -196,7 +199,10 @@ class Node:
             task.add_done_callback(self._settling.discard)
 
     async def _settle_gone(self, node: NodeInfo) -> None:
-        """Answer the background tasks a departed node journaled but never finished."""
+        """Drop the bans a departed node's tasks set here; answer its unfinished background tasks."""
+        for parent_id in list(self.manager.bans()):
+            if parent_id.node_id == node.node_id:
+                self.cancellation.remove_ban(parent_id)
         assert self.store is not None
         try:
             failed = await self.store.fail_unfinished(node.node_id, node_left_error(node))

@@ -42,3 +42,13 @@ class Cluster:
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
+
+    def secret(self) -> str:
+        """The cluster secret, read from the shared store as a node would."""
+        import sqlite3
+        from contextlib import closing
+
+        path = self.store.removeprefix("sqlite:///")
+        with closing(sqlite3.connect(path)) as db:
+            row = db.execute("SELECT value FROM cluster_metadata WHERE key = 'secret'").fetchone()
+        return str(row[0])

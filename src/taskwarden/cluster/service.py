@@ -217,6 +217,16 @@ class ClusterService:
             raise
         return task, self.runner.launch(task, spec, params, finisher=self._store_outcome)
 
+    def start_child(
+        self, parent: ParentRef, action: str, params: dict[str, Any]
+    ) -> tuple[Task, asyncio.Future[Outcome]]:
+        """Run a child another node's task asked for; refused at once if its parent is banned."""
+        spec, checked = self.runner.prepare(action, params)
+        task = self.runner.register(
+            spec, checked, parent_id=parent.task_id, headers=parent.headers, type="direct"
+        )
+        return task, self.runner.launch(task, spec, checked)
+
     async def _store_outcome(self, task: Task, outcome: Outcome) -> None:
         info = task.info(detailed=True).to_dict()
         info.pop("cancelled", None)

@@ -14,7 +14,7 @@ import orjson
 from taskwarden.cluster.nodes import NodeInfo
 from taskwarden.cluster.requests import CancelRequest, GetResult, ListRequest, NodeTasksResult
 from taskwarden.errors import NodeNotConnectedError, TaskwardenError, error_from_dict
-from taskwarden.tasks import TaskId
+from taskwarden.tasks import CancelReason, TaskId
 
 __all__ = ["INTERNAL_PREFIX", "SECRET_HEADER", "NodeTransport", "ParentRef"]
 
@@ -97,6 +97,31 @@ class NodeTransport:
         }
         answer = await self._call(node, "/tasks/get", body, timeout_nanos, wait_for_completion)
         return GetResult.from_body(answer)
+
+    async def ban(
+        self, node: NodeInfo, parent_id: TaskId, reason: CancelReason, *, wait_for_completion: bool
+    ) -> None:
+        """Ban ``parent_id`` on ``node``: its children there are cancelled, new ones refused."""
+        body = {
+            "parent_task_id": str(parent_id),
+            "ban": True,
+            "reason": reason.message,
+            "source": reason.source.value,
+            "wait_for_completion": wait_for_completion,
+        }
+        await self._call(node, "/bans", body, -1 if wait_for_completion else None,
+                         wait_for_completion)
+
+    async def unban(self, node: NodeInfo, parent_id: TaskId) -> None:
+        await self._call(node, "/bans", {"parent_task_id": str(parent_id), "ban": False}, None, False)
+
+    async def run_child(
+        self, node: NodeInfo, parent: ParentRef, action: str, params: dict[str, Any]
+    ) -> Any:
+        """Run ``action`` on ``node`` as a child of ``parent``; its response, or its error raised."""
+        body = {"parent": parent.to_dict(), "action": action, "params": params}
+        answer = await self._call(node, "/actions/run", body, -1, True)
+        return answer.get("response")
 
     async def _call(
         self, node: NodeInfo, path: str, body: dict[str, Any], timeout_nanos: int | None,

@@ -44,6 +44,8 @@ def _api_routes() -> list[Route]:
         _route(INTERNAL_PREFIX + "/tasks/list", ["POST"], (), internal.list_on_node),
         _route(INTERNAL_PREFIX + "/tasks/cancel", ["POST"], (), internal.cancel_on_node),
         _route(INTERNAL_PREFIX + "/tasks/get", ["POST"], (), internal.get_on_node),
+        _route(INTERNAL_PREFIX + "/bans", ["POST"], (), internal.ban_on_node),
+        _route(INTERNAL_PREFIX + "/actions/run", ["POST"], (), internal.run_child_on_node),
     ]
 
 

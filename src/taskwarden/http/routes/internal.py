@@ -5,6 +5,7 @@ The check happens before the body is read, so a request without the secret never
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from typing import Any
 
@@ -13,9 +14,9 @@ from taskwarden.cluster.transport import SECRET_HEADER, ParentRef
 from taskwarden.errors import IllegalArgumentError, SecurityError
 from taskwarden.http.context import Reply, RestContext
 from taskwarden.http.shapes import get_body
-from taskwarden.tasks import TaskId
+from taskwarden.tasks import CancelReason, CancelSource, TaskId
 
-__all__ = ["cancel_on_node", "get_on_node", "list_on_node"]
+__all__ = ["ban_on_node", "cancel_on_node", "get_on_node", "list_on_node", "run_child_on_node"]
 
 
 def _authenticate(ctx: RestContext) -> None:
@@ -72,3 +73,36 @@ async def get_on_node(ctx: RestContext) -> Reply:
         timeout_nanos=None if timeout is None else int(timeout),
     )
     return Reply(get_body(result, human=False))
+
+
+async def ban_on_node(ctx: RestContext) -> Reply:
+    """Set (cancelling the parent's children here) or remove a ban on a parent task id."""
+    body, _ = await _body(ctx)
+    parent_id = TaskId.parse(str(body.get("parent_task_id", "")))
+    if not body.get("ban", True):
+        ctx.cluster.cancellation.remove_ban(parent_id)
+        return Reply({"acknowledged": True})
+    try:
+        source = CancelSource(str(body.get("source", CancelSource.USER.value)))
+    except ValueError:
+        source = CancelSource.USER
+    reason = CancelReason(str(body.get("reason", "")), source)
+    failures = await ctx.cluster.cancellation.ban_and_cancel_children(
+        parent_id, reason, wait_for_completion=bool(body.get("wait_for_completion", False))
+    )
+    return Reply({"acknowledged": True, "failures": [f.to_dict() for f in failures]})
+
+
+async def run_child_on_node(ctx: RestContext) -> Reply:
+    """Run a child task for another node's parent; if that node goes away, the child is cancelled."""
+    body, parent = await _body(ctx)
+    if parent is None:
+        raise IllegalArgumentError("malformed internal request: no [parent] object")
+    params = body.get("params") or {}
+    if not isinstance(params, dict):
+        raise IllegalArgumentError("malformed internal request: [params] is not an object")
+    task, outcome = ctx.cluster.start_child(parent, str(body.get("action", "")), params)
+    result = await ctx.until_disconnect(task, asyncio.shield(outcome))
+    if result.error is not None:
+        raise result.error
+    return Reply({"response": result.response})
