@@ -6,6 +6,7 @@ Each run gets a 16-byte slot in a memory-mapped file: [started_at, finally_at] a
 
 from __future__ import annotations
 
+import asyncio
 import mmap
 import struct
 import time
@@ -48,3 +49,11 @@ def _loop_blocking(task: Any, path: str, slot: int, seconds: float = 60.0) -> No
 
 action("bench:loop-thread", executor="thread")(_loop_blocking)
 action("bench:loop-process", executor="process")(_loop_blocking)
+
+
+@action("bench:local-tree")
+async def local_tree(task: AsyncTaskHandle, children: int, duration: float = 3600.0) -> None:
+    """``children`` sleeping children on this node only (fills one node of a cluster)."""
+    await asyncio.gather(
+        *(task.spawn("test:sleep[c]", {"duration": f"{int(duration)}s"}) for _ in range(children))
+    )

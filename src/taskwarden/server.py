@@ -108,6 +108,8 @@ def run_node(settings: NodeSettings) -> None:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # One line per node-to-node request would drown the log (and cost time on the hot path).
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         import uvloop
 

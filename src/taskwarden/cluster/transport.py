@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 
 from taskwarden.cluster.nodes import NodeInfo
@@ -61,14 +61,23 @@ class NodeTransport:
 
     def __init__(self, secret: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self._timeout_s = timeout_s
-        self._client = httpx.AsyncClient(
-            headers={SECRET_HEADER: secret, "Content-Type": "application/json"},
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
-            timeout=httpx.Timeout(timeout_s, connect=min(5.0, timeout_s)),
-        )
+        self._headers = {SECRET_HEADER: secret, "Content-Type": "application/json"}
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        # aiohttp rather than httpx here: every child running on another node holds one request
+        # open, and httpx's pool slows down quadratically with thousands of open connections.
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                headers=self._headers,
+                connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=30),
+            )
+        return self._session
 
     async def close(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def list_tasks(
         self, node: NodeInfo, request: ListRequest, parent: ParentRef
@@ -135,30 +144,32 @@ class NodeTransport:
                 else (timeout_nanos or 30 * 10**9) / 1e9 + _WAIT_MARGIN_S
             )
         try:
-            response = await self._client.post(
-                url, content=orjson.dumps(body),
-                timeout=httpx.Timeout(timeout, connect=min(5.0, self._timeout_s)),
-            )
-        except httpx.TimeoutException as exc:
+            async with self._client().post(
+                url, data=orjson.dumps(body),
+                timeout=aiohttp.ClientTimeout(total=timeout, connect=min(5.0, self._timeout_s)),
+            ) as response:
+                status = response.status
+                content = await response.read()
+        except TimeoutError as exc:
             raise NodeNotConnectedError(
                 f"[{node.name}][{node.http_address}] did not answer in time: {type(exc).__name__}",
                 metadata={"node_id": node.node_id},
             ) from None
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             raise NodeNotConnectedError(
                 f"[{node.name}][{node.http_address}] connect failed: {exc}",
                 metadata={"node_id": node.node_id},
             ) from None
         try:
-            answer = orjson.loads(response.content)
+            answer = orjson.loads(content)
         except orjson.JSONDecodeError:
             raise NodeNotConnectedError(
-                f"[{node.name}][{node.http_address}] answered {response.status_code} with a body "
+                f"[{node.name}][{node.http_address}] answered {status} with a body "
                 "that is not JSON",
                 metadata={"node_id": node.node_id},
             ) from None
-        if response.status_code >= 400:
-            raise _remote_error(answer, response.status_code)
+        if status >= 400:
+            raise _remote_error(answer, status)
         if not isinstance(answer, dict):
             raise NodeNotConnectedError(
                 f"[{node.name}][{node.http_address}] answered with a body that is not an object",

@@ -105,6 +105,7 @@ class ActionRunner:
         outcome: asyncio.Future[Outcome] = loop.create_future()
         handle = AsyncTaskHandle(task, self.launcher, self.threads, self.processes)
         job = loop.create_task(self._execute(task, spec, params, handle, finisher, outcome))
+        job.add_done_callback(lambda _: self._ended_before_starting(task, finisher, outcome))
         self._running[task.id.id] = job
         if spec.executor == "async" and isinstance(task, CancellableTask):
             started = loop.time()
@@ -112,6 +113,30 @@ class ActionRunner:
                 lambda reason: self._cancel_coroutine(job, handle, reason, 0.01, started)
             )
         return outcome
+
+    def _ended_before_starting(
+        self, task: Task, finisher: Finisher | None, outcome: asyncio.Future[Outcome]
+    ) -> None:
+        """A job cancelled before its first step never runs its ``finally``: finish it here."""
+        if outcome.done():
+            return
+        error = (
+            task.cancelled_error() if isinstance(task, CancellableTask) and task.is_cancelled
+            else TaskCancelledError(f"task cancelled [{NODE_SHUTTING_DOWN}]")
+        )
+        result = Outcome(error=error)
+
+        async def finish() -> None:
+            try:
+                if finisher is not None:
+                    await finisher(task, result)
+            finally:
+                self._running.pop(task.id.id, None)
+                self.manager.unregister(task)
+                if not outcome.done():
+                    outcome.set_result(result)
+
+        self._running[task.id.id] = asyncio.get_running_loop().create_task(finish())
 
     async def run(
         self,

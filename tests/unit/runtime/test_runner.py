@@ -207,3 +207,14 @@ def test_decorator_refuses_mismatched_executor() -> None:
     with pytest.raises(TypeError, match="needs a plain 'def'"):
         action("x:b", executor="thread", registry=registry)(coroutine)
     assert registry.names() == []
+
+
+async def test_cancel_before_the_first_step_still_unregisters(harness: Harness) -> None:
+    task, outcome = harness.launch("t:wait")
+    # No await between launch and cancel: the coroutine has not run a single step yet.
+    await harness.cancellation.cancel(task, CancelReason("early"))
+    result = await asyncio.wait_for(outcome, 10)
+    assert result.error is not None
+    assert result.error.reason == "task cancelled [early]"
+    assert harness.manager.get(task.id) is None
+    assert not harness.started.is_set()
