@@ -110,7 +110,7 @@ def bench_cluster_list(cluster: BenchCluster, tasks: int, runs: int) -> list[flo
         start = time.perf_counter()
         reply = cluster.clients[0].get("/_tasks")
         samples.append((time.perf_counter() - start) * 1000)
-        assert reply.status_code == 200 and "node_failures" not in reply.json()
+        assert reply.status_code == 200 and "node_failures" not in reply.json(), reply.text[:500]
     for parent, client in zip(parents, cluster.clients, strict=True):
         client.post(f"/_tasks/{parent}/_cancel", params={"wait_for_completion": "true"})
     return samples

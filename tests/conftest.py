@@ -1,4 +1,5 @@
-"""Shared fixtures: real taskwarden nodes started as subprocesses on free loopback ports."""
+"""Shared fixtures: real taskwarden nodes started as subprocesses on free loopback ports, and a
+throwaway PostgreSQL server for the store's tests."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent / "support"))
 
 from nodeproc import NodeProcess
+from postgres import PostgresServer, PostgresUnavailableError
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +35,36 @@ def node(tmp_path: Path) -> Iterator[NodeProcess]:
         yield proc
     finally:
         proc.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL server for the session, started on first use.
+
+    Fails (never skips) without PostgreSQL's programs: CI installs them, so a missing server is
+    a broken setup, not a reason to drop the PostgreSQL half of the store tests.
+    """
+    problem = ""
+    try:
+        server = PostgresServer()
+        server.start()
+    except PostgresUnavailableError as exc:
+        problem = str(exc)
+    if problem:
+        pytest.fail(f"cannot start a throwaway PostgreSQL server: {problem}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A database created once for the session; tests that need isolation use fresh_postgres_url."""
+    return postgres_server.create_database("session")
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_server: PostgresServer) -> str:
+    """A new, empty database of this test's own (``CREATE DATABASE`` on the session's server)."""
+    return postgres_server.create_database()

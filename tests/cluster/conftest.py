@@ -1,4 +1,4 @@
-"""Fixtures for the cluster tests: three nodes sharing one SQLite file."""
+"""Fixtures for the cluster tests: three nodes sharing one SQLite file or one PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -19,10 +19,16 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         c.stop()
 
 
-@pytest.fixture(scope="module")
-def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """One cluster for a module's tests that leave every node running (they cancel what they start)."""
-    c = Cluster(tmp_path_factory.mktemp("cluster"))
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def shared_cluster(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    """One cluster per store engine for a module's tests that leave every node running (they
+    cancel what they start): a shared SQLite file, or a database on the throwaway PostgreSQL."""
+    store = None
+    if request.param == "postgresql":
+        store = request.getfixturevalue("postgres_server").create_database()
+    c = Cluster(tmp_path_factory.mktemp("cluster"), store)
     try:
         c.start()
         yield c

@@ -12,9 +12,9 @@ HEARTBEAT_TIMEOUT = "2s"
 class Cluster:
     """Nodes n1..n3 on one store; ``restart`` brings a node back with the same data folder."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, store: str | None = None) -> None:
         self.root = root
-        self.store = f"sqlite:///{root / 'cluster.db'}"
+        self.store = store or f"sqlite:///{root / 'cluster.db'}"
         self.nodes: list[NodeProcess] = []
 
     def new_node(self, index: int) -> NodeProcess:
@@ -45,10 +45,22 @@ class Cluster:
 
     def secret(self) -> str:
         """The cluster secret, read from the shared store as a node would."""
+        query = "SELECT value FROM cluster_metadata WHERE key = 'secret'"
+        if self.store.startswith("postgresql://"):
+            import asyncio
+
+            import asyncpg
+
+            async def read() -> str:
+                conn = await asyncpg.connect(self.store)
+                try:
+                    return str(await conn.fetchval(query))
+                finally:
+                    await conn.close()
+
+            return asyncio.run(read())
         import sqlite3
         from contextlib import closing
 
-        path = self.store.removeprefix("sqlite:///")
-        with closing(sqlite3.connect(path)) as db:
-            row = db.execute("SELECT value FROM cluster_metadata WHERE key = 'secret'").fetchone()
-        return str(row[0])
+        with closing(sqlite3.connect(self.store.removeprefix("sqlite:///"))) as db:
+            return str(db.execute(query).fetchone()[0])

@@ -136,7 +136,12 @@ class NodeTransport:
         self, node: NodeInfo, path: str, body: dict[str, Any], timeout_nanos: int | None,
         waits: bool,
     ) -> dict[str, Any]:
-        url = f"http://{node.http_address}{INTERNAL_PREFIX}{path}"
+        # The flag also rides in the query string: it tells the endpoint whether a large answer
+        # may be built with the garbage collector paused (never while the request waits).
+        url = (
+            f"http://{node.http_address}{INTERNAL_PREFIX}{path}"
+            f"?wait_for_completion={'true' if waits else 'false'}"
+        )
         timeout: float | None = self._timeout_s
         if waits:
             timeout = (

@@ -41,11 +41,14 @@ def _api_routes() -> list[Route]:
         _route("/_nodes", ["GET"], nodes.NODES_PARAMS, nodes.nodes_info),
         _route("/_nodes/{node_id}", ["GET"], nodes.NODES_PARAMS, nodes.nodes_info),
         _route("/_actions/{action}", ["POST"], actions.ACTION_PARAMS, actions.run_action),
-        _route(INTERNAL_PREFIX + "/tasks/list", ["POST"], (), internal.list_on_node),
-        _route(INTERNAL_PREFIX + "/tasks/cancel", ["POST"], (), internal.cancel_on_node),
-        _route(INTERNAL_PREFIX + "/tasks/get", ["POST"], (), internal.get_on_node),
-        _route(INTERNAL_PREFIX + "/bans", ["POST"], (), internal.ban_on_node),
-        _route(INTERNAL_PREFIX + "/actions/run", ["POST"], (), internal.run_child_on_node),
+        _route(INTERNAL_PREFIX + "/tasks/list", ["POST"], internal.PARAMS, internal.list_on_node,
+               bulk=True),
+        _route(INTERNAL_PREFIX + "/tasks/cancel", ["POST"], internal.PARAMS, internal.cancel_on_node,
+               bulk=True),
+        _route(INTERNAL_PREFIX + "/tasks/get", ["POST"], internal.PARAMS, internal.get_on_node),
+        _route(INTERNAL_PREFIX + "/bans", ["POST"], internal.PARAMS, internal.ban_on_node),
+        _route(INTERNAL_PREFIX + "/actions/run", ["POST"], internal.PARAMS,
+               internal.run_child_on_node),
     ]
 
 

@@ -12,7 +12,7 @@ from typing import Any, cast
 import aiosqlite
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from taskwarden.errors import IllegalArgumentError, StoreUnavailableError
@@ -25,9 +25,16 @@ __all__ = [
     "create_store_engine",
     "ensure_wal",
     "is_setup_race",
+    "lock_postgres_setup",
 ]
 
 SQLITE_BUSY_TIMEOUT_MILLIS = 5000
+
+POSTGRES_SETUP_LOCK_KEY = 0x7461_736B_7761_7264
+"""The transaction-scoped advisory lock ("taskward" in ASCII) that serializes schema creation."""
+
+# duplicate_table and duplicate_object: a concurrent CREATE ... IF NOT EXISTS got there first.
+_POSTGRES_DUPLICATE_SQLSTATES = frozenset({"42P07", "42710"})
 
 
 def create_store_engine(url: str) -> AsyncEngine:
@@ -124,6 +131,18 @@ async def ensure_wal(conn: AsyncConnection) -> None:
         raise FreshStoreBusyError(f"journal mode is still [{mode}] while another node opens it")
 
 
+async def lock_postgres_setup(conn: AsyncConnection) -> None:
+    """Hold PostgreSQL's setup lock until ``conn``'s transaction ends.
+
+    CREATE TABLE IF NOT EXISTS checks the catalog before it locks anything, so nodes opening a
+    fresh database at once would collide; with the lock they create the schema one at a time and
+    each later one finds it in place.
+    """
+    await conn.execute(
+        text("SELECT pg_advisory_xact_lock(:key)"), {"key": POSTGRES_SETUP_LOCK_KEY}
+    )
+
+
 class FreshStoreBusyError(Exception):
     """A concurrent opener is still setting up the same fresh store."""
 
@@ -131,9 +150,21 @@ class FreshStoreBusyError(Exception):
 def is_setup_race(cause: BaseException | None) -> bool:
     """Errors a concurrent opener can cause on a fresh store, which go away on retry.
 
-    SQLite refuses the switch to WAL while another connection reads; PostgreSQL's concurrent
-    CREATE TABLE IF NOT EXISTS can still collide in its catalog.
+    SQLite refuses the switch to WAL while another connection reads; on PostgreSQL concurrent
+    CREATE ... IF NOT EXISTS can collide in the catalog (unique violation, duplicate table or
+    type) should an opener ever set up without :func:`lock_postgres_setup`.
     """
     if isinstance(cause, IntegrityError | FreshStoreBusyError):
         return True
+    if isinstance(cause, DBAPIError) and _sqlstate(cause) in _POSTGRES_DUPLICATE_SQLSTATES:
+        return True
     return isinstance(cause, OperationalError) and "locked" in str(cause.orig).lower()
+
+
+def _sqlstate(error: DBAPIError) -> str | None:
+    """The SQLSTATE of a PostgreSQL error, from the driver adapter or the asyncpg error it wraps."""
+    for candidate in (error.orig, getattr(error.orig, "__cause__", None)):
+        code = getattr(candidate, "sqlstate", None)
+        if isinstance(code, str):
+            return code
+    return None

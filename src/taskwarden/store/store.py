@@ -31,6 +31,7 @@ from taskwarden.store.engine import (
     create_store_engine,
     ensure_wal,
     is_setup_race,
+    lock_postgres_setup,
 )
 from taskwarden.store.schema import SCHEMA_VERSION, cluster_metadata, metadata, nodes, task_results
 from taskwarden.tasks.clock import SYSTEM_CLOCK, Clock
@@ -313,6 +314,8 @@ class ClusterStore:
         async with self._engine.begin() as conn:
             if conn.dialect.name == "sqlite":
                 await ensure_wal(conn)
+            else:
+                await lock_postgres_setup(conn)
             for table in metadata.sorted_tables:
                 await conn.execute(CreateTable(table, if_not_exists=True))
                 for index in sorted(table.indexes, key=lambda ix: str(ix.name)):

@@ -1,4 +1,5 @@
-"""ClusterStore against a real SQLite file: round trips, races between nodes, failures."""
+"""ClusterStore against a real SQLite file and a real PostgreSQL server: round trips, races
+between nodes, failures. Tests taking ``store_url`` or ``store`` run once per database."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import pytest
 
 from taskwarden.errors import IllegalArgumentError, StoreUnavailableError, error_from_dict
@@ -27,14 +30,39 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty store of this test's own: a new SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path / "cluster.db")
+    # Looked up lazily so that SQLite-only selections never start PostgreSQL.
+    return str(request.getfixturevalue("fresh_postgres_url"))
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+async def raw_query(url: str, sql: str) -> list[tuple[Any, ...]]:
+    """Run ``sql`` on the store's database directly, past ClusterStore (autocommit)."""
+    if is_sqlite(url):
+        with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as raw, raw:
+            return [tuple(row) for row in raw.execute(sql).fetchall()]
+    conn = await asyncpg.connect(url)
+    try:
+        return [tuple(row) for row in await conn.fetch(sql)]
+    finally:
+        await conn.close()
+
+
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(epoch_millis=1_700_000_000_000)
 
 
 @pytest.fixture
-async def store(tmp_path: Path, clock: ManualClock) -> AsyncIterator[ClusterStore]:
-    opened = await ClusterStore.open(sqlite_url(tmp_path / "cluster.db"), clock=clock)
+async def store(store_url: str, clock: ManualClock) -> AsyncIterator[ClusterStore]:
+    opened = await ClusterStore.open(store_url, clock=clock)
     yield opened
     await opened.close()
 
@@ -162,8 +190,8 @@ async def test_store_fail_unfinished_touches_only_that_nodes_unfinished_rows(
     assert await store.fail_unfinished("n1", NODE_LEFT) == []
 
 
-async def test_store_fail_unfinished_from_two_nodes_reports_each_id_once(tmp_path: Path) -> None:
-    url = sqlite_url(tmp_path / "shared.db")
+async def test_store_fail_unfinished_from_two_nodes_reports_each_id_once(store_url: str) -> None:
+    url = store_url
     first, second = await asyncio.gather(ClusterStore.open(url), ClusterStore.open(url))
     try:
         journaled = {f"dead:{n}" for n in range(1, 101)}
@@ -233,9 +261,8 @@ async def test_store_membership_upsert_list_remove(store: ClusterStore) -> None:
     assert await store.nodes() == [heartbeat]
 
 
-async def test_store_concurrent_open_creates_schema_once(tmp_path: Path) -> None:
-    path = tmp_path / "fresh.db"
-    stores = await asyncio.gather(*(ClusterStore.open(sqlite_url(path)) for _ in range(5)))
+async def test_store_concurrent_open_creates_schema_once(store_url: str) -> None:
+    stores = await asyncio.gather(*(ClusterStore.open(store_url) for _ in range(5)))
     try:
         secrets = await asyncio.gather(*(s.cluster_secret() for s in stores))
         uuids = await asyncio.gather(*(s.cluster_uuid() for s in stores))
@@ -249,19 +276,22 @@ async def test_store_concurrent_open_creates_schema_once(tmp_path: Path) -> None
     assert len(secrets[0]) >= 40
     assert len(set(uuids)) == 1
     assert re.fullmatch(r"[A-Za-z0-9_-]{22}", uuids[0])
-    with closing(sqlite3.connect(path)) as raw:
-        version_rows = raw.execute(
-            "SELECT value FROM cluster_metadata WHERE key = 'schema_version'"
-        ).fetchall()
-        journal_mode = raw.execute("PRAGMA journal_mode").fetchone()[0]
-        tables = {row[0] for row in raw.execute("SELECT name FROM sqlite_master")}
+    version_rows = await raw_query(
+        store_url, "SELECT value FROM cluster_metadata WHERE key = 'schema_version'"
+    )
     assert version_rows == [(str(SCHEMA_VERSION),)]
-    assert journal_mode == "wal"
+    assert len(await raw_query(store_url, "SELECT key FROM cluster_metadata")) == 3
+    if is_sqlite(store_url):
+        assert (await raw_query(store_url, "PRAGMA journal_mode")) == [("wal",)]
+        tables = {row[0] for row in await raw_query(store_url, "SELECT name FROM sqlite_master")}
+    else:
+        listed = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+        tables = {row[0] for row in await raw_query(store_url, listed)}
     assert {"cluster_metadata", "nodes", "task_results"} <= tables
 
 
-async def test_store_state_survives_close_and_reopen(tmp_path: Path) -> None:
-    url = sqlite_url(tmp_path / "durable.db")
+async def test_store_state_survives_close_and_reopen(store_url: str) -> None:
+    url = store_url
     first = await ClusterStore.open(url)
     await first.journal_task("n1:1", "n1", TASK_INFO)
     await first.store_result("n1:1", "n1", TASK_INFO, response={"kept": True})
@@ -269,7 +299,11 @@ async def test_store_state_survives_close_and_reopen(tmp_path: Path) -> None:
     before = await first.get_result("n1:1")
     await first.close()
 
-    reopened = await ClusterStore.open(url.replace("sqlite://", "sqlite+aiosqlite://"))
+    # Reopened through the explicit async-driver URL, which names the same store.
+    explicit = url.replace("sqlite://", "sqlite+aiosqlite://").replace(
+        "postgresql://", "postgresql+asyncpg://"
+    )
+    reopened = await ClusterStore.open(explicit)
     try:
         assert await reopened.get_result("n1:1") == before
         assert await reopened.cluster_secret() == secret
@@ -278,16 +312,13 @@ async def test_store_state_survives_close_and_reopen(tmp_path: Path) -> None:
         await reopened.close()
 
 
-async def test_store_json_is_stored_compact(tmp_path: Path) -> None:
-    path = tmp_path / "compact.db"
-    opened = await ClusterStore.open(sqlite_url(path))
+async def test_store_json_is_stored_compact(store_url: str) -> None:
+    opened = await ClusterStore.open(store_url)
     try:
         await opened.journal_task("n1:1", "n1", {"a": 1, "b": [1, 2]})
     finally:
         await opened.close()
-    with closing(sqlite3.connect(path)) as raw:
-        stored = raw.execute("SELECT task FROM task_results").fetchone()[0]
-    assert stored == '{"a":1,"b":[1,2]}'
+    assert await raw_query(store_url, "SELECT task FROM task_results") == [('{"a":1,"b":[1,2]}',)]
 
 
 @pytest.mark.parametrize("where", ["missing-directory", "parent-is-a-file"])
@@ -324,15 +355,15 @@ async def test_store_open_on_a_directory_is_unavailable(tmp_path: Path) -> None:
         await ClusterStore.open(sqlite_url(tmp_path))
 
 
-async def test_store_newer_schema_version_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "future.db"
-    opened = await ClusterStore.open(sqlite_url(path))
+async def test_store_newer_schema_version_is_refused(store_url: str) -> None:
+    opened = await ClusterStore.open(store_url)
     await opened.close()
-    with closing(sqlite3.connect(path)) as raw, raw:
-        raw.execute("UPDATE cluster_metadata SET value = '99' WHERE key = 'schema_version'")
+    await raw_query(
+        store_url, "UPDATE cluster_metadata SET value = '99' WHERE key = 'schema_version'"
+    )
 
     with pytest.raises(StoreUnavailableError, match=r"schema version \[99\]"):
-        await ClusterStore.open(sqlite_url(path))
+        await ClusterStore.open(store_url)
 
 
 def test_store_urls_are_rewritten_to_async_drivers() -> None:

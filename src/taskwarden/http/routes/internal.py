@@ -16,7 +16,13 @@ from taskwarden.http.context import Reply, RestContext
 from taskwarden.http.shapes import get_body
 from taskwarden.tasks import CancelReason, CancelSource, TaskId
 
-__all__ = ["ban_on_node", "cancel_on_node", "get_on_node", "list_on_node", "run_child_on_node"]
+__all__ = [
+    "PARAMS",
+    "ban_on_node", "cancel_on_node", "get_on_node", "list_on_node", "run_child_on_node",
+]
+
+# The transport repeats the body's wait flag in the query (see NodeTransport._call).
+PARAMS = ("wait_for_completion",)
 
 
 def _authenticate(ctx: RestContext) -> None:
