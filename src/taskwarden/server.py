@@ -73,6 +73,9 @@ async def serve(settings: NodeSettings) -> None:
         access_log=False,
         log_level="warning",
         timeout_graceful_shutdown=5,
+        # Longer than the node-to-node client keeps idle connections (30 s): the client, not
+        # the server, closes them, so a pooled connection is never found dead on reuse.
+        timeout_keep_alive=75,
     )
     server = NodeServer(config, node)
     announce = asyncio.get_running_loop().create_task(_announce(server, node))

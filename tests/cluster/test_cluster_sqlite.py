@@ -31,8 +31,9 @@ def start_everywhere(cluster: Cluster, headers: dict[str, str]) -> list[str]:
 def test_every_node_sees_the_whole_cluster(shared_cluster: Cluster) -> None:
     ids = {n.node_id for n in shared_cluster.nodes}
     for node in shared_cluster.nodes:
+        node.wait_until(lambda n=node: set(n.get("/_nodes").json()["nodes"]) == ids,
+                        message="a node does not see the others")
         nodes = node.get("/_nodes").json()["nodes"]
-        assert set(nodes) == ids
         assert {entry["name"] for entry in nodes.values()} == {"n1", "n2", "n3"}
         rows = node.get("/_cat/nodes", params={"h": "name", "format": "json"}).json()
         assert sorted(r["name"] for r in rows) == ["n1", "n2", "n3"]

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from nodeproc import NodeProcess
 
-HEARTBEAT_TIMEOUT = "2s"
+# The default: shorter ones let a busy test machine declare live nodes gone.
+HEARTBEAT_TIMEOUT = "5s"
 
 
 class Cluster:

@@ -107,6 +107,15 @@ class NodeTransport:
         answer = await self._call(node, "/tasks/get", body, timeout_nanos, wait_for_completion)
         return GetResult.from_body(answer)
 
+    async def _post(
+        self, url: str, body: dict[str, Any], timeout: float | None
+    ) -> tuple[int, bytes]:
+        async with self._client().post(
+            url, data=orjson.dumps(body),
+            timeout=aiohttp.ClientTimeout(total=timeout, connect=min(5.0, self._timeout_s)),
+        ) as response:
+            return response.status, await response.read()
+
     async def ban(
         self, node: NodeInfo, parent_id: TaskId, reason: CancelReason, *, wait_for_completion: bool
     ) -> None:
@@ -149,12 +158,13 @@ class NodeTransport:
                 else (timeout_nanos or 30 * 10**9) / 1e9 + _WAIT_MARGIN_S
             )
         try:
-            async with self._client().post(
-                url, data=orjson.dumps(body),
-                timeout=aiohttp.ClientTimeout(total=timeout, connect=min(5.0, self._timeout_s)),
-            ) as response:
-                status = response.status
-                content = await response.read()
+            try:
+                status, content = await self._post(url, body, timeout)
+            except aiohttp.ServerDisconnectedError:
+                if path == "/actions/run":
+                    raise
+                # A pooled connection the other side had just closed: safe to send once more.
+                status, content = await self._post(url, body, timeout)
         except TimeoutError as exc:
             raise NodeNotConnectedError(
                 f"[{node.name}][{node.http_address}] did not answer in time: {type(exc).__name__}",
@@ -162,7 +172,7 @@ class NodeTransport:
             ) from None
         except aiohttp.ClientError as exc:
             raise NodeNotConnectedError(
-                f"[{node.name}][{node.http_address}] connect failed: {exc}",
+                f"[{node.name}][{node.http_address}] request failed: {type(exc).__name__}: {exc}",
                 metadata={"node_id": node.node_id},
             ) from None
         try:
