@@ -82,16 +82,18 @@ class NodeTransport:
     async def list_tasks(
         self, node: NodeInfo, request: ListRequest, parent: ParentRef
     ) -> NodeTasksResult:
-        body = {"request": request.to_dict(), "parent": parent.to_dict()}
-        answer = await self._call(node, "/tasks/list", body, request.timeout_nanos,
-                                  request.wait_for_completion)
-        return NodeTasksResult.from_dict(answer)
+        return await self._node_tasks(node, "/tasks/list", request, parent)
 
     async def cancel_tasks(
         self, node: NodeInfo, request: CancelRequest, parent: ParentRef
     ) -> NodeTasksResult:
+        return await self._node_tasks(node, "/tasks/cancel", request, parent)
+
+    async def _node_tasks(
+        self, node: NodeInfo, path: str, request: ListRequest | CancelRequest, parent: ParentRef
+    ) -> NodeTasksResult:
         body = {"request": request.to_dict(), "parent": parent.to_dict()}
-        answer = await self._call(node, "/tasks/cancel", body, request.timeout_nanos,
+        answer = await self._call(node, path, body, request.timeout_nanos,
                                   request.wait_for_completion)
         return NodeTasksResult.from_dict(answer)
 
