@@ -121,6 +121,20 @@ class PostgresServer:
                 shutil.rmtree(self._base, ignore_errors=True)
                 self._base = None
 
+    def pause(self) -> None:
+        """Stop the server but keep its data: the store is down until :meth:`resume`."""
+        self._server_cmd("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
+        self._started = False
+
+    def resume(self) -> None:
+        """Start the paused server again on the same port."""
+        options = f"-p {self.port} -k {self._folder} -c listen_addresses=127.0.0.1 {_SERVER_SETTINGS}"
+        self._server_cmd(
+            "pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-o", options,
+            "-w", "-t", str(_START_TIMEOUT_SECONDS), "start",
+        )
+        self._started = True
+
     def url(self, database: str) -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
 

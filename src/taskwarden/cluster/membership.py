@@ -63,14 +63,22 @@ class Membership:
         self.local = local
         self._nodes[local.node_id] = local
 
-    def update(self, records: list[NodeRecord], now_millis: int) -> list[NodeInfo]:
-        """Take a fresh read of the store; returns the nodes that just went missing."""
+    def update(
+        self, records: list[NodeRecord], now_millis: int, *, may_declare_gone: bool = True
+    ) -> list[NodeInfo]:
+        """Take a fresh read of the store; returns the nodes that just went missing.
+
+        ``may_declare_gone`` is False right after this node itself could not reach the store:
+        the others could not write their heartbeats either, so stale rows prove nothing yet.
+        """
         fresh = {self.local.node_id: self.local}
         for record in records:
             if record.node_id == self.local.node_id:
                 continue
             if now_millis - record.last_seen_millis <= self.stale_after_ms:
                 fresh[record.node_id] = node_from_record(record)
+            elif not may_declare_gone and record.node_id in self._nodes:
+                fresh[record.node_id] = self._nodes[record.node_id]
         gone = [node for node_id, node in self._nodes.items() if node_id not in fresh]
         self._nodes = fresh
         return gone
@@ -100,12 +108,23 @@ class Heartbeat:
         self.clock = clock
         self.on_gone = on_gone
         self._task: asyncio.Task[None] | None = None
+        # Since when the store has answered every heartbeat (None: the last one failed).
+        self._healthy_since: int | None = None
 
     async def beat(self) -> None:
         """One heartbeat: write our row, read everyone's."""
         now = self.clock.epoch_millis()
-        await self.store.upsert_node(record_of(self.membership.local, now))
-        gone = self.membership.update(await self.store.nodes(), self.clock.epoch_millis())
+        try:
+            await self.store.upsert_node(record_of(self.membership.local, now))
+            records = await self.store.nodes()
+        except TaskwardenError:
+            self._healthy_since = None
+            raise
+        if self._healthy_since is None:
+            self._healthy_since = now
+        now = self.clock.epoch_millis()
+        settled = now - self._healthy_since >= self.membership.stale_after_ms
+        gone = self.membership.update(records, now, may_declare_gone=settled)
         if gone and self.on_gone is not None:
             self.on_gone(gone)
 
