@@ -82,21 +82,14 @@ def load_node_id(data_dir: Path) -> str:
     return node_id
 
 
-def crash_error(node_id: str, name: str) -> dict[str, str]:
+def outcome_unknown_error(
+    name: str, node_id: str, what_happened: str, detail: str = ""
+) -> dict[str, str]:
+    """The stored error of a background task whose node went away before it finished."""
     return {
         "type": "node_closed_exception",
         "reason": (
-            f"node [{name}][{node_id}] stopped before the task finished (it crashed or was "
-            "killed); the task's outcome is unknown"
-        ),
-    }
-
-
-def node_left_error(node: NodeInfo) -> dict[str, str]:
-    return {
-        "type": "node_closed_exception",
-        "reason": (
-            f"node [{node.name}][{node.node_id}] left the cluster before the task finished; "
+            f"node [{name}][{node_id}] {what_happened} before the task finished{detail}; "
             "the task's outcome is unknown"
         ),
     }
@@ -145,7 +138,9 @@ class Node:
     async def start(self, port: int | None = None) -> Starlette:
         """Open the store, settle the previous life's unfinished tasks, build the app."""
         self.store = await ClusterStore.open(self.settings.store_url())
-        failed = await self.store.fail_unfinished(self.node_id, crash_error(self.node_id, self.name))
+        failed = await self.store.fail_unfinished(self.node_id, outcome_unknown_error(
+            self.name, self.node_id, "stopped", " (it crashed or was killed)"
+        ))
         if failed:
             log.warning("marked %d unfinished background tasks of a previous run as failed",
                         len(failed))
@@ -205,7 +200,9 @@ class Node:
                 self.cancellation.remove_ban(parent_id)
         assert self.store is not None
         try:
-            failed = await self.store.fail_unfinished(node.node_id, node_left_error(node))
+            failed = await self.store.fail_unfinished(node.node_id, outcome_unknown_error(
+                node.name, node.node_id, "left the cluster"
+            ))
         except TaskwardenError as exc:
             log.warning("could not settle the tasks of departed node [%s]: %s", node.node_id, exc)
             return

@@ -155,3 +155,24 @@ def test_killed_node_is_a_node_failure_then_leaves_and_its_tasks_fail(cluster: C
     assert back.node_id == n3.node_id
     n1.wait_until(lambda: back.node_id in n1.get("/_nodes").json()["nodes"], timeout=30)
     assert back.get(f"/_tasks/{background}").json()["error"] == outcome["error"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/_internal/tasks/list", {"request": {"timeout_nanos": "soon"}, "parent": {"task_id": "x:1"}}),
+        ("/_internal/tasks/list", {"request": {}, "parent": {"task_id": "x:1"}}),
+        ("/_internal/tasks/cancel", {"request": {"task_id": "nonsense"}, "parent": []}),
+        ("/_internal/tasks/get", {"task_id": "x:1", "timeout_nanos": "soon"}),
+        ("/_internal/actions/run", {"parent": {"task_id": "x:1", "action": "a"}, "params": [1]}),
+    ],
+)
+def test_malformed_internal_requests_are_400s(
+    shared_cluster: Cluster, path: str, body: dict[str, Any]
+) -> None:
+    n1 = shared_cluster.nodes[0]
+    headers = {"X-Taskwarden-Cluster-Secret": shared_cluster.secret()}
+    response = n1.post(path, json=body, headers=headers)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["type"] == "illegal_argument_exception"
+    assert n1.get("/").status_code == 200

@@ -41,7 +41,7 @@ class ClusterLauncher:
         parent.add_child_node(node)
         if isinstance(parent, CancellableTask) and parent.cancel_reason is not None:
             raise TaskCancelledError(f"parent task was cancelled [{parent.cancel_reason}]")
-        ref = ParentRef(parent.id, parent.action, parent.headers, parent.cancellable)
+        ref = ParentRef.of(parent)
         return await self._transport.run_child(target, ref, action, params)
 
 

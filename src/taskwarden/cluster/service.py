@@ -144,7 +144,7 @@ class ClusterService:
     async def _fan_out(
         self, targets: Sequence[NodeInfo], parent: Task, local_op: LocalOp, remote_op: RemoteOp
     ) -> ClusterTasksResult:
-        ref = ParentRef(parent.id, parent.action, parent.headers, parent.cancellable)
+        ref = ParentRef.of(parent)
         result = ClusterTasksResult()
         answers = await asyncio.gather(
             *(

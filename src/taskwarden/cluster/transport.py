@@ -14,7 +14,7 @@ import orjson
 from taskwarden.cluster.nodes import NodeInfo
 from taskwarden.cluster.requests import CancelRequest, GetResult, ListRequest, NodeTasksResult
 from taskwarden.errors import NodeNotConnectedError, TaskwardenError, error_from_dict
-from taskwarden.tasks import CancelReason, TaskId
+from taskwarden.tasks import CancelReason, Task, TaskId
 
 __all__ = ["INTERNAL_PREFIX", "SECRET_HEADER", "NodeTransport", "ParentRef"]
 
@@ -37,6 +37,10 @@ class ParentRef:
         self.action = action
         self.headers = headers
         self.cancellable = cancellable
+
+    @classmethod
+    def of(cls, task: Task) -> ParentRef:
+        return cls(task.id, task.action, task.headers, task.cancellable)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from taskwarden.cluster.requests import CancelRequest, ListRequest
 from taskwarden.cluster.transport import SECRET_HEADER, ParentRef
@@ -21,6 +22,8 @@ __all__ = [
     "ban_on_node", "cancel_on_node", "get_on_node", "list_on_node", "run_child_on_node",
 ]
 
+T = TypeVar("T")
+
 # The transport repeats the body's wait flag in the query (see NodeTransport._call).
 PARAMS = ("wait_for_completion",)
 
@@ -33,14 +36,23 @@ def _authenticate(ctx: RestContext) -> None:
         raise SecurityError(f"invalid cluster secret for internal action [{ctx.request.url.path}]")
 
 
-async def _body(ctx: RestContext) -> tuple[dict[str, Any], ParentRef | None]:
+async def _body(ctx: RestContext) -> dict[str, Any]:
     _authenticate(ctx)
-    body = await ctx.json_body()
+    return await ctx.json_body()
+
+
+def _parsed(parse: Callable[[Any], T], raw: Any) -> T:
+    """``parse(raw)``, with a malformed value a 400 rather than a server error."""
     try:
-        parent = ParentRef.from_dict(body["parent"]) if "parent" in body else None
-    except (KeyError, TypeError, ValueError) as exc:
+        return parse(raw)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise IllegalArgumentError(f"malformed internal request: {exc}") from None
-    return body, parent
+
+
+def _parent(body: dict[str, Any]) -> ParentRef:
+    if "parent" not in body:
+        raise IllegalArgumentError("malformed internal request: no [parent] object")
+    return _parsed(ParentRef.from_dict, body["parent"])
 
 
 def _request_part(body: dict[str, Any]) -> dict[str, Any]:
@@ -51,39 +63,37 @@ def _request_part(body: dict[str, Any]) -> dict[str, Any]:
 
 
 async def list_on_node(ctx: RestContext) -> Reply:
-    body, parent = await _body(ctx)
-    request = ListRequest.from_dict(_request_part(body))
-    if parent is None:
-        raise IllegalArgumentError("malformed internal request: no [parent] object")
-    result = await ctx.cluster.serve_node_request(parent, lambda: ctx.cluster.local.list_tasks(request))
+    body = await _body(ctx)
+    request = _parsed(ListRequest.from_dict, _request_part(body))
+    result = await ctx.cluster.serve_node_request(
+        _parent(body), lambda: ctx.cluster.local.list_tasks(request)
+    )
     return Reply(result.to_dict())
 
 
 async def cancel_on_node(ctx: RestContext) -> Reply:
-    body, parent = await _body(ctx)
-    request = CancelRequest.from_dict(_request_part(body))
-    if parent is None:
-        raise IllegalArgumentError("malformed internal request: no [parent] object")
+    body = await _body(ctx)
+    request = _parsed(CancelRequest.from_dict, _request_part(body))
     result = await ctx.cluster.serve_node_request(
-        parent, lambda: ctx.cluster.local.cancel_tasks(request)
+        _parent(body), lambda: ctx.cluster.local.cancel_tasks(request)
     )
     return Reply(result.to_dict())
 
 
 async def get_on_node(ctx: RestContext) -> Reply:
-    body, _ = await _body(ctx)
+    body = await _body(ctx)
     timeout = body.get("timeout_nanos")
     result = await ctx.cluster.local.get_task(
         TaskId.parse(str(body.get("task_id", ""))),
         wait_for_completion=bool(body.get("wait_for_completion", False)),
-        timeout_nanos=None if timeout is None else int(timeout),
+        timeout_nanos=None if timeout is None else _parsed(int, timeout),
     )
     return Reply(get_body(result, human=False))
 
 
 async def ban_on_node(ctx: RestContext) -> Reply:
     """Set (cancelling the parent's children here) or remove a ban on a parent task id."""
-    body, _ = await _body(ctx)
+    body = await _body(ctx)
     parent_id = TaskId.parse(str(body.get("parent_task_id", "")))
     if not body.get("ban", True):
         ctx.cluster.cancellation.remove_ban(parent_id)
@@ -101,9 +111,8 @@ async def ban_on_node(ctx: RestContext) -> Reply:
 
 async def run_child_on_node(ctx: RestContext) -> Reply:
     """Run a child task for another node's parent; if that node goes away, the child is cancelled."""
-    body, parent = await _body(ctx)
-    if parent is None:
-        raise IllegalArgumentError("malformed internal request: no [parent] object")
+    body = await _body(ctx)
+    parent = _parent(body)
     params = body.get("params") or {}
     if not isinstance(params, dict):
         raise IllegalArgumentError("malformed internal request: [params] is not an object")
