@@ -13,6 +13,7 @@ from pathlib import Path
 from starlette.applications import Starlette
 
 from taskwarden._version import __version__
+from taskwarden.cluster.children import RemoteChildren
 from taskwarden.cluster.local import LocalNode
 from taskwarden.cluster.membership import Heartbeat, Membership
 from taskwarden.cluster.nodes import NodeInfo
@@ -120,6 +121,7 @@ class Node:
         self.store: ClusterStore | None = None
         self.cluster: ClusterService | None = None
         self.transport: NodeTransport | None = None
+        self.remote_children: RemoteChildren | None = None
         self.heartbeat: Heartbeat | None = None
         self._settling: set[asyncio.Task[None]] = set()
         self.app: Starlette | None = None
@@ -153,7 +155,8 @@ class Node:
         )
         self.transport = NodeTransport(secret, timeout_s=self.settings.transport_timeout_seconds)
         self.cancellation.remote = ClusterBans(membership, self.transport)
-        self.runner.launcher = ClusterLauncher(self.runner, membership, self.transport)
+        self.remote_children = RemoteChildren(self.transport)
+        self.runner.launcher = ClusterLauncher(self.runner, membership, self.remote_children)
         self.heartbeat = Heartbeat(
             membership, self.store, interval_s=self.settings.heartbeat_interval_seconds,
             clock=self.manager.clock, on_gone=self._on_nodes_gone,
@@ -189,6 +192,8 @@ class Node:
         for node in gone:
             log.warning("node [%s][%s] left the cluster (no heartbeat for %.0fs)", node.name,
                         node.node_id, self.settings.heartbeat_timeout_seconds)
+            if self.remote_children is not None:
+                self.remote_children.node_gone(node.node_id, "left the cluster")
             task = asyncio.get_running_loop().create_task(self._settle_gone(node))
             self._settling.add(task)
             task.add_done_callback(self._settling.discard)
@@ -224,6 +229,8 @@ class Node:
         await self.cancel_all()
         if self.heartbeat is not None:
             await self.heartbeat.stop(leave=True)
+        if self.remote_children is not None:
+            await self.remote_children.close()
         if self.transport is not None:
             await self.transport.close()
         await self.processes.shutdown()

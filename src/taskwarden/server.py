@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import socket
@@ -98,6 +99,10 @@ async def _announce(server: NodeServer, node: Node) -> None:
             port = sock.getsockname()[1]
             break
     await node.join(port)
+    # What exists now (modules, the app, pools) lives as long as the process: keep it out of
+    # every later full collection, which then walks only the objects of running work.
+    gc.collect()
+    gc.freeze()
     print(
         f"taskwarden node [{node.name}][{node.node_id}] started on "
         f"http://{node.settings.host}:{port} (cluster [{node.settings.cluster_name}], "

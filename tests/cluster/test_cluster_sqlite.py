@@ -64,6 +64,35 @@ def test_listing_from_any_node_shows_tasks_of_all(shared_cluster: Cluster, group
         shared_cluster.nodes[0].post(f"/_tasks/{task_id}/_cancel")
 
 
+@pytest.mark.parametrize("human", ["false", "true"])
+def test_nodes_encoded_by_their_owners_read_like_one_built_here(
+    shared_cluster: Cluster, human: str
+) -> None:
+    """Compact ``group_by=nodes`` embeds each node's own encoding; ``pretty`` builds it here."""
+    headers = opaque()
+    started = start_everywhere(shared_cluster, headers)
+    params = {"actions": "test:*", "detailed": "true", "human": human}
+    embedded = shared_cluster.nodes[2].get("/_tasks", params=params).json()
+    built = shared_cluster.nodes[2].get("/_tasks", params={**params, "pretty": "true"}).json()
+
+    def steady(body: dict[str, Any]) -> dict[str, Any]:
+        """Without the fields that move between two requests."""
+        for entry in body["nodes"].values():
+            entry["tasks"] = {
+                task_id: {k: v for k, v in task.items()
+                          if not k.startswith("running_time") and k != "status"}
+                for task_id, task in entry["tasks"].items() if task_id in started
+            }
+        return body
+
+    for entry in embedded["nodes"].values():
+        assert all(("running_time" in task) == (human == "true") for task in entry["tasks"].values())
+    assert list(embedded["nodes"]) == list(built["nodes"])
+    assert steady(embedded) == steady(built)
+    for task_id in started:
+        shared_cluster.nodes[0].post(f"/_tasks/{task_id}/_cancel")
+
+
 def test_list_runs_as_a_child_task_on_every_node(shared_cluster: Cluster) -> None:
     headers = opaque()
     start_everywhere(shared_cluster, headers)
@@ -164,7 +193,10 @@ def test_killed_node_is_a_node_failure_then_leaves_and_its_tasks_fail(cluster: C
         ("/_internal/tasks/list", {"request": {}, "parent": {"task_id": "x:1"}}),
         ("/_internal/tasks/cancel", {"request": {"task_id": "nonsense"}, "parent": []}),
         ("/_internal/tasks/get", {"task_id": "x:1", "timeout_nanos": "soon"}),
-        ("/_internal/actions/run", {"parent": {"task_id": "x:1", "action": "a"}, "params": [1]}),
+        ("/_internal/actions/run",
+         {"parent": {"task_id": "x:1", "action": "a"}, "children": [{"action": "a", "params": [1]}]}),
+        ("/_internal/actions/run", {"parent": {"task_id": "x:1", "action": "a"}, "children": {}}),
+        ("/_internal/actions/run", {"parent": {"task_id": "x:1", "action": "a"}, "children": [3]}),
     ],
 )
 def test_malformed_internal_requests_are_400s(

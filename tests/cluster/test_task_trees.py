@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 from clusterproc import Cluster
 from nodeproc import NodeProcess
@@ -95,14 +97,15 @@ def test_late_child_is_refused_by_the_ban(shared_cluster: Cluster) -> None:
         headers={"X-Taskwarden-Cluster-Secret": shared_cluster.secret()},
         json={
             "parent": {"task_id": parent, "action": "test:sleep", "headers": headers},
-            "action": "test:sleep[c]",
-            "params": {"duration": "10m"},
+            "children": [{"action": "test:sleep[c]", "params": {"duration": "10m"}}],
         },
         timeout=10,
     )
-    assert late.status_code == 400, late.text
-    assert late.json()["error"]["type"] == "task_cancelled_exception"
-    assert late.json()["error"]["reason"] == "task cancelled before starting [by user request]"
+    assert late.status_code == 200, late.text
+    (line,) = [json.loads(text) for text in late.text.splitlines()]
+    assert line["i"] == 0 and line["status"] == 400
+    assert line["error"]["type"] == "task_cancelled_exception"
+    assert line["error"]["reason"] == "task cancelled before starting [by user request]"
     assert all(t["cancelled"] for t in tree_tasks(n2, headers))
     n1.wait_until(lambda: all(tree_tasks(n, headers) == [] for n in shared_cluster.nodes), timeout=30)
 
@@ -132,3 +135,56 @@ def test_killed_node_holding_children_fails_cleanly(cluster: Cluster, victim: in
     assert n1.get(f"/_tasks/{parent}").json()["error"]["type"] in (
         "task_cancelled_exception", "node_not_connected_exception",
     )
+
+
+CHILD_BATCH = "/_internal/actions/run"
+
+
+def _child_batch(cluster: Cluster, headers: dict[str, str], children: list[Any]) -> dict[str, Any]:
+    return {
+        "headers": {"X-Taskwarden-Cluster-Secret": cluster.secret()},
+        "json": {
+            "parent": {"task_id": "elsewhere:1", "action": "test:sleep", "headers": headers},
+            "children": children,
+        },
+    }
+
+
+def test_a_child_batch_streams_one_line_per_child_as_each_ends(shared_cluster: Cluster) -> None:
+    n2 = shared_cluster.nodes[1]
+    headers = opaque()
+    batch = _child_batch(shared_cluster, headers, [
+        {"action": "test:sleep[c]", "params": {"duration": "2s"}},
+        {"action": "no:such-action", "params": {}},
+        {"action": "test:sleep[c]", "params": {"duration": "10ms"}},
+        {"action": "test:sleep[c]", "params": {"duration": "soon"}},
+    ])
+    answer = n2.post(CHILD_BATCH, **batch, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("application/x-ndjson")
+    lines = [json.loads(text) for text in answer.text.splitlines()]
+    assert sorted(line["i"] for line in lines) == [0, 1, 2, 3]
+    # Refusals come first, then the children in the order they ended.
+    assert [line["i"] for line in lines][2:] == [2, 0]
+    by_index = {line["i"]: line for line in lines}
+    assert by_index[1]["status"] == 404
+    assert by_index[1]["error"]["type"] == "resource_not_found_exception"
+    assert by_index[3]["status"] == 400
+    assert by_index[3]["error"]["type"] == "illegal_argument_exception"
+    assert by_index[2]["response"]["children"] == 0
+    assert tree_tasks(n2, headers) == []
+
+
+def test_closing_a_child_batch_cancels_its_running_children(shared_cluster: Cluster) -> None:
+    n2 = shared_cluster.nodes[1]
+    headers = opaque()
+    batch = _child_batch(shared_cluster, headers, [
+        {"action": "test:sleep[c]", "params": {"duration": "10m"}} for _ in range(3)
+    ])
+    with (
+        httpx.Client(base_url=n2.url, timeout=30) as client,
+        client.stream("POST", CHILD_BATCH, **batch) as reply,
+    ):
+        assert reply.status_code == 200
+        n2.wait_until(lambda: len(tree_tasks(n2, headers)) == 3, message="children did not start")
+    n2.wait_until(lambda: tree_tasks(n2, headers) == [], message="children outlived their channel")

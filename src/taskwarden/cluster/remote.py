@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Collection
 from typing import Any
 
+from taskwarden.cluster.children import RemoteChildren
 from taskwarden.cluster.membership import Membership
 from taskwarden.cluster.transport import NodeTransport, ParentRef
 from taskwarden.errors import FailedNodeError, NoSuchNodeError, TaskCancelledError, TaskwardenError
@@ -19,11 +20,11 @@ class ClusterLauncher:
     """Starts a child here, or on another node over the transport, recording the node first."""
 
     def __init__(
-        self, runner: ActionRunner, membership: Membership, transport: NodeTransport
+        self, runner: ActionRunner, membership: Membership, children: RemoteChildren
     ) -> None:
         self._local = LocalLauncher(runner)
         self._membership = membership
-        self._transport = transport
+        self._children = children
         self._node_id = runner.manager.node_id
 
     def live_node_ids(self) -> list[str]:
@@ -41,8 +42,7 @@ class ClusterLauncher:
         parent.add_child_node(node)
         if isinstance(parent, CancellableTask) and parent.cancel_reason is not None:
             raise TaskCancelledError(f"parent task was cancelled [{parent.cancel_reason}]")
-        ref = ParentRef.of(parent)
-        return await self._transport.run_child(target, ref, action, params)
+        return await self._children.run(target, ParentRef.of(parent), action, params)
 
 
 class ClusterBans:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from taskwarden.cluster.nodes import NodeInfo
 from taskwarden.errors import FailedNodeError, TaskwardenError, error_from_dict
 from taskwarden.tasks import TaskFilter, TaskId, TaskInfo
@@ -32,6 +34,10 @@ class ListRequest:
     detailed: bool = False
     wait_for_completion: bool = False
     timeout_nanos: int | None = None
+    # Answer with the tasks already rendered as the ``group_by=nodes`` JSON object (``human``
+    # fields included or not), which the coordinating node embeds without parsing it.
+    rendered: bool = False
+    human: bool = False
 
     def task_filter(self) -> TaskFilter:
         return TaskFilter(actions=self.actions, parent_id=self.parent_id)
@@ -44,6 +50,8 @@ class ListRequest:
             "detailed": self.detailed,
             "wait_for_completion": self.wait_for_completion,
             "timeout_nanos": self.timeout_nanos,
+            "rendered": self.rendered,
+            "human": self.human,
         }
 
     @classmethod
@@ -54,6 +62,8 @@ class ListRequest:
             detailed=bool(body.get("detailed", False)),
             wait_for_completion=bool(body.get("wait_for_completion", False)),
             timeout_nanos=_optional_int(body.get("timeout_nanos")),
+            rendered=bool(body.get("rendered", False)),
+            human=bool(body.get("human", False)),
         )
 
 
@@ -118,11 +128,25 @@ class TaskFailure:
 
 @dataclass
 class NodeTasksResult:
-    """One node's answer to a list or cancel request."""
+    """One node's answer to a list or cancel request.
+
+    ``rendered``, when set, replaces ``tasks``: the node's ``{task id: task}`` JSON object,
+    encoded once by the node that owns the tasks and embedded as is by the coordinating node.
+    """
 
     node_id: str
     tasks: list[TaskInfo] = field(default_factory=list)
     task_failures: list[TaskFailure] = field(default_factory=list)
+    rendered: bytes | None = None
+    rendered_count: int = 0
+
+    def render(self, *, human: bool) -> NodeTasksResult:
+        """The same answer with its tasks encoded as the ``group_by=nodes`` object."""
+        raw = orjson.dumps(
+            {info.task_id: info.to_dict(human=human) for info in self.tasks},
+            option=orjson.OPT_NON_STR_KEYS,
+        )
+        return NodeTasksResult(self.node_id, [], self.task_failures, raw, len(self.tasks))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -130,6 +154,30 @@ class NodeTasksResult:
             "tasks": [t.to_dict() for t in self.tasks],
             "task_failures": [f.to_dict() for f in self.task_failures],
         }
+
+    def to_wire(self) -> bytes:
+        """Plain JSON, or for a rendered answer a one-line JSON header, a newline, the tasks."""
+        if self.rendered is None:
+            return orjson.dumps(self.to_dict(), option=orjson.OPT_NON_STR_KEYS)
+        header = {
+            "node_id": self.node_id,
+            "task_failures": [f.to_dict() for f in self.task_failures],
+            "rendered_count": self.rendered_count,
+        }
+        return orjson.dumps(header) + b"\n" + self.rendered
+
+    @classmethod
+    def from_wire(cls, content: bytes) -> NodeTasksResult:
+        """Parse :meth:`to_wire` (compact JSON never holds a raw newline)."""
+        header, newline, rendered = content.partition(b"\n")
+        body = orjson.loads(header)
+        if not isinstance(body, dict):
+            raise ValueError("a node's tasks answer must be a JSON object")
+        result = cls.from_dict(body)
+        if newline:
+            result.rendered = rendered
+            result.rendered_count = int(body.get("rendered_count", 0))
+        return result
 
     @classmethod
     def from_dict(cls, body: dict[str, Any]) -> NodeTasksResult:
@@ -148,6 +196,8 @@ class ClusterTasksResult:
     nodes: dict[str, NodeInfo] = field(default_factory=dict)
     node_failures: list[FailedNodeError] = field(default_factory=list)
     task_failures: list[TaskFailure] = field(default_factory=list)
+    # Pre-rendered answers (see ListRequest.rendered), by node id, for nodes that have tasks.
+    rendered: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+from taskwarden.cluster.children import ChildRun
 from taskwarden.cluster.local import LocalNode
 from taskwarden.cluster.membership import Membership
 from taskwarden.cluster.nodes import NodeInfo, resolve_nodes
@@ -65,6 +66,7 @@ class ClusterService:
         self.runner = runner
         self.store = store
         self.transport = transport
+        self._background: set[asyncio.Task[Any]] = set()
 
     @property
     def node_id(self) -> str:
@@ -98,9 +100,12 @@ class ClusterService:
     async def list_tasks(
         self, request: ListRequest, selectors: Sequence[str], parent: Task
     ) -> ClusterTasksResult:
+        async def local() -> NodeTasksResult:
+            answer = await self.local.list_tasks(request)
+            return answer.render(human=request.human) if request.rendered else answer
+
         return await self._fan_out(
-            self.nodes(selectors), parent,
-            lambda: self.local.list_tasks(request),
+            self.nodes(selectors), parent, local,
             lambda node, ref: self.transport.list_tasks(node, request, ref),
         )
 
@@ -163,6 +168,8 @@ class ClusterService:
                 result.nodes[node.node_id] = node
                 result.tasks.extend(answer.tasks)
                 result.task_failures.extend(answer.task_failures)
+                if answer.rendered is not None and answer.rendered_count:
+                    result.rendered[node.node_id] = answer.rendered
         return result
 
     # get -------------------------------------------------------------------------------
@@ -217,15 +224,30 @@ class ClusterService:
             raise
         return task, self.runner.launch(task, spec, params, finisher=self._store_outcome)
 
-    def start_child(
-        self, parent: ParentRef, action: str, params: dict[str, Any]
-    ) -> tuple[Task, asyncio.Future[Outcome]]:
-        """Run a child another node's task asked for; refused at once if its parent is banned."""
-        spec, checked = self.runner.prepare(action, params)
-        task = self.runner.register(
-            spec, checked, parent_id=parent.task_id, headers=parent.headers, type="direct"
-        )
-        return task, self.runner.launch(task, spec, checked)
+    def start_children(
+        self, parent: ParentRef, children: list[tuple[str, dict[str, Any]]]
+    ) -> ChildRun:
+        """Run children another node's task asked for; under a banned parent each is refused."""
+        run = ChildRun(self._cancel_soon)
+        for index, (action, params) in enumerate(children):
+            try:
+                spec, checked = self.runner.prepare(action, params)
+                task = self.runner.register(
+                    spec, checked, parent_id=parent.task_id, headers=parent.headers,
+                    type="direct",
+                )
+            except TaskwardenError as refused:
+                run.refused(index, refused)
+                continue
+            run.started(index, task, self.runner.launch(task, spec, checked))
+        return run
+
+    def _cancel_soon(self, task: Task, reason: CancelReason) -> None:
+        if not task.cancellable:
+            return
+        job = asyncio.get_running_loop().create_task(self.cancellation.cancel(task, reason))
+        self._background.add(job)
+        job.add_done_callback(self._background.discard)
 
     async def _store_outcome(self, task: Task, outcome: Outcome) -> None:
         info = task.info(detailed=True).to_dict()

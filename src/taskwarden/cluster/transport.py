@@ -6,6 +6,8 @@ that the coordinating node reports in ``node_failures``; it never hangs a reques
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import aiohttp
@@ -97,9 +99,17 @@ class NodeTransport:
         self, node: NodeInfo, path: str, request: ListRequest | CancelRequest, parent: ParentRef
     ) -> NodeTasksResult:
         body = {"request": request.to_dict(), "parent": parent.to_dict()}
-        answer = await self._call(node, path, body, request.timeout_nanos,
-                                  request.wait_for_completion)
-        return NodeTasksResult.from_dict(answer)
+        status, content = await self._exchange(node, path, body, request.timeout_nanos,
+                                               request.wait_for_completion)
+        if status >= 400:
+            _check_answer(node, status, content)
+        try:
+            return NodeTasksResult.from_wire(content)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise NodeNotConnectedError(
+                f"[{node.name}][{node.http_address}] answered a malformed task list: {exc}",
+                metadata={"node_id": node.node_id},
+            ) from None
 
     async def get_task(
         self, node: NodeInfo, task_id: TaskId, *, wait_for_completion: bool,
@@ -139,18 +149,48 @@ class NodeTransport:
     async def unban(self, node: NodeInfo, parent_id: TaskId) -> None:
         await self._call(node, "/bans", {"parent_task_id": str(parent_id), "ban": False}, None, False)
 
-    async def run_child(
-        self, node: NodeInfo, parent: ParentRef, action: str, params: dict[str, Any]
-    ) -> Any:
-        """Run ``action`` on ``node`` as a child of ``parent``; its response, or its error raised."""
-        body = {"parent": parent.to_dict(), "action": action, "params": params}
-        answer = await self._call(node, "/actions/run", body, -1, True)
-        return answer.get("response")
+    async def run_children(
+        self, node: NodeInfo, parent: ParentRef, children: list[tuple[str, dict[str, Any]]]
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Run ``children`` on ``node`` under ``parent``; yields their ends as they come.
+
+        One streamed request carries a whole batch: each line of the answer is one child's
+        ``{"i": index, "response": ...}`` or ``{"i": index, "error": ..., "status": ...}``.
+        Closing the stream early cancels, on ``node``, every child that has not ended.
+        """
+        body = {
+            "parent": parent.to_dict(),
+            "children": [{"action": action, "params": params} for action, params in children],
+        }
+        url = f"http://{node.http_address}{INTERNAL_PREFIX}/actions/run"
+        with _as_node_failure(node):
+            async with self._client().post(
+                url, data=orjson.dumps(body),
+                timeout=aiohttp.ClientTimeout(total=None, connect=min(5.0, self._timeout_s)),
+            ) as response:
+                if response.status != 200:
+                    _check_answer(node, response.status, await response.read())
+                    return
+                pending = bytearray()
+                async for chunk in response.content.iter_any():
+                    pending.extend(chunk)
+                    end = pending.rfind(b"\n")
+                    if end < 0:
+                        continue
+                    complete = bytes(pending[:end])
+                    del pending[: end + 1]
+                    yield [orjson.loads(line) for line in complete.split(b"\n")]
 
     async def _call(
         self, node: NodeInfo, path: str, body: dict[str, Any], timeout_nanos: int | None,
         waits: bool,
     ) -> dict[str, Any]:
+        return _check_answer(node, *await self._exchange(node, path, body, timeout_nanos, waits))
+
+    async def _exchange(
+        self, node: NodeInfo, path: str, body: dict[str, Any], timeout_nanos: int | None,
+        waits: bool,
+    ) -> tuple[int, bytes]:
         # The flag also rides in the query string: it tells the endpoint whether a large answer
         # may be built with the garbage collector paused (never while the request waits).
         url = (
@@ -163,40 +203,54 @@ class NodeTransport:
                 None if timeout_nanos == -1
                 else (timeout_nanos or 30 * 10**9) / 1e9 + _WAIT_MARGIN_S
             )
-        try:
+        with _as_node_failure(node):
             try:
                 status, content = await self._post(url, body, timeout)
             except aiohttp.ServerDisconnectedError:
-                if path == "/actions/run":
-                    raise
                 # A pooled connection the other side had just closed: safe to send once more.
                 status, content = await self._post(url, body, timeout)
-        except TimeoutError as exc:
-            raise NodeNotConnectedError(
-                f"[{node.name}][{node.http_address}] did not answer in time: {type(exc).__name__}",
-                metadata={"node_id": node.node_id},
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise NodeNotConnectedError(
-                f"[{node.name}][{node.http_address}] request failed: {type(exc).__name__}: {exc}",
-                metadata={"node_id": node.node_id},
-            ) from None
-        try:
-            answer = orjson.loads(content)
-        except orjson.JSONDecodeError:
-            raise NodeNotConnectedError(
-                f"[{node.name}][{node.http_address}] answered {status} with a body "
-                "that is not JSON",
-                metadata={"node_id": node.node_id},
-            ) from None
-        if status >= 400:
-            raise _remote_error(answer, status)
-        if not isinstance(answer, dict):
-            raise NodeNotConnectedError(
-                f"[{node.name}][{node.http_address}] answered with a body that is not an object",
-                metadata={"node_id": node.node_id},
-            )
-        return answer
+        return status, content
+
+
+@contextmanager
+def _as_node_failure(node: NodeInfo) -> Iterator[None]:
+    """A node that cannot be reached or does not answer in time: ``node_not_connected``."""
+    try:
+        yield
+    except TimeoutError as exc:
+        raise NodeNotConnectedError(
+            f"[{node.name}][{node.http_address}] did not answer in time: {type(exc).__name__}",
+            metadata={"node_id": node.node_id},
+        ) from None
+    except aiohttp.ClientError as exc:
+        raise NodeNotConnectedError(
+            f"[{node.name}][{node.http_address}] request failed: {type(exc).__name__}: {exc}",
+            metadata={"node_id": node.node_id},
+        ) from None
+    except orjson.JSONDecodeError:
+        raise NodeNotConnectedError(
+            f"[{node.name}][{node.http_address}] answered a line that is not JSON",
+            metadata={"node_id": node.node_id},
+        ) from None
+
+
+def _check_answer(node: NodeInfo, status: int, content: bytes) -> dict[str, Any]:
+    """The answer's JSON object; an error answer raised as the error it carries."""
+    try:
+        answer = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        raise NodeNotConnectedError(
+            f"[{node.name}][{node.http_address}] answered {status} with a body that is not JSON",
+            metadata={"node_id": node.node_id},
+        ) from None
+    if status >= 400:
+        raise _remote_error(answer, status)
+    if not isinstance(answer, dict):
+        raise NodeNotConnectedError(
+            f"[{node.name}][{node.http_address}] answered with a body that is not an object",
+            metadata={"node_id": node.node_id},
+        )
+    return answer
 
 
 def _remote_error(answer: Any, status: int) -> TaskwardenError:

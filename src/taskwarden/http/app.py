@@ -35,7 +35,8 @@ def _api_routes() -> list[Route]:
         _route("/_tasks", ["GET"], tasks.LIST_PARAMS, tasks.list_tasks, bulk=True),
         _route("/_tasks/_cancel", ["POST"], tasks.CANCEL_PARAMS, tasks.cancel_tasks, bulk=True),
         _route("/_tasks/{task_id}", ["GET"], tasks.GET_PARAMS, tasks.get_task),
-        _route("/_tasks/{task_id}/_cancel", ["POST"], tasks.CANCEL_PARAMS, tasks.cancel_tasks),
+        _route("/_tasks/{task_id}/_cancel", ["POST"], tasks.CANCEL_PARAMS, tasks.cancel_tasks,
+               bulk=True),
         _route("/_cat/tasks", ["GET"], cat.CAT_TASKS_PARAMS, cat.cat_tasks, bulk=True),
         _route("/_cat/nodes", ["GET"], cat.CAT_NODES_PARAMS, cat.cat_nodes),
         _route("/_nodes", ["GET"], nodes.NODES_PARAMS, nodes.nodes_info),
@@ -46,9 +47,10 @@ def _api_routes() -> list[Route]:
         _route(INTERNAL_PREFIX + "/tasks/cancel", ["POST"], internal.PARAMS, internal.cancel_on_node,
                bulk=True),
         _route(INTERNAL_PREFIX + "/tasks/get", ["POST"], internal.PARAMS, internal.get_on_node),
-        _route(INTERNAL_PREFIX + "/bans", ["POST"], internal.PARAMS, internal.ban_on_node),
+        _route(INTERNAL_PREFIX + "/bans", ["POST"], internal.PARAMS, internal.ban_on_node,
+               bulk=True),
         _route(INTERNAL_PREFIX + "/actions/run", ["POST"], internal.PARAMS,
-               internal.run_child_on_node),
+               internal.run_children_on_node),
     ]
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import orjson
+from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from taskwarden.cluster.service import ClusterService
 from taskwarden.errors import (
@@ -24,6 +25,7 @@ from taskwarden.errors import (
 from taskwarden.http.gc_pause import CyclicGcPause
 from taskwarden.http.params import RequestParams
 from taskwarden.http.render import (
+    JSON_MEDIA_TYPE,
     YAML_MEDIA_TYPE,
     EsResponse,
     error_body,
@@ -49,12 +51,14 @@ _TASK_HEADERS = {
 
 @dataclass
 class Reply:
-    """What a handler answers: a JSON body, or text for ``_cat`` and hot threads."""
+    """What a handler answers: a JSON body, text for ``_cat`` and hot threads, or a stream."""
 
     body: Any
     status: int = 200
     text: str | None = None
     content_type: str = "text/plain; charset=UTF-8"
+    stream: AsyncIterator[bytes] | None = None
+    raw: bytes | None = None
 
 
 def task_headers(request: Request) -> dict[str, str]:
@@ -86,6 +90,15 @@ class RestContext:
         self.params = params
         self.headers = headers
         self.cluster = cluster
+        self.media_type = JSON_MEDIA_TYPE
+
+    @property
+    def plain_json(self) -> bool:
+        """Compact JSON with no ``filter_path``: pre-encoded parts may be embedded as they are."""
+        return (
+            self.media_type == JSON_MEDIA_TYPE and not self.params.pretty
+            and not self.params.filter_path
+        )
 
     def path_param(self, name: str) -> str:
         return str(self.request.path_params[name])
@@ -153,16 +166,23 @@ def es_endpoint(
 ) -> Callable[[Request], Awaitable[Response]]:
     """Wrap a handler: parse parameters, render the reply or any error the ES way.
 
-    ``bulk`` endpoints (listings) build their response with the cyclic collector paused, unless
-    they wait (``wait_for_completion``), which could keep it paused for long.
+    ``bulk`` endpoints (listings, cancels) run with the cyclic collector paused until their answer
+    has been sent (see CyclicGcPause).
     """
     allowed_set = frozenset(allowed)
 
     async def endpoint(request: Request) -> Response:
-        if bulk and request.query_params.get("wait_for_completion") not in ("", "true"):
-            with _GC_PAUSE:
-                return await serve(request)
-        return await serve(request)
+        if not bulk:
+            return await serve(request)
+        held = _GC_PAUSE.hold()
+        try:
+            response = await serve(request)
+        except BaseException:
+            _GC_PAUSE.release(held)
+            raise
+        # The collector catches up once the answer is out (or when the pause expires).
+        response.background = BackgroundTask(_GC_PAUSE.release, held)
+        return response
 
     async def serve(request: Request) -> Response:
         opaque_id = request.headers.get("x-opaque-id")
@@ -180,12 +200,18 @@ def es_endpoint(
             if params.str("format") == "yaml":  # ES: ?format wins over Accept (_cat renders its own)
                 media_type = YAML_MEDIA_TYPE
             ctx = RestContext(request, params, task_headers(request), cluster_of(request))
+            ctx.media_type = media_type
             reply = await handler(ctx)
         except TaskwardenError as exc:
             return _error(exc, media_type, pretty, error_trace, opaque_id)
         except Exception as exc:
             log.exception("unexpected failure serving %s %s", request.method, request.url.path)
             return _error(internal_error(exc), media_type, pretty, error_trace, opaque_id, exc)
+        if reply.raw is not None:
+            return Response(reply.raw, status_code=reply.status, media_type=reply.content_type)
+        if reply.stream is not None:
+            return StreamingResponse(reply.stream, status_code=reply.status,
+                                     media_type=reply.content_type)
         if reply.text is not None:
             headers = {"X-Elastic-Product": "Elasticsearch"}
             if opaque_id is not None:

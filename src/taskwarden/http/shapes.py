@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from taskwarden.cluster.requests import ClusterTasksResult, GetResult
 from taskwarden.tasks import TaskInfo
 
@@ -30,6 +32,11 @@ def tasks_body(result: ClusterTasksResult, group_by: str, *, human: bool) -> dic
 
 def _by_nodes(result: ClusterTasksResult, human: bool) -> dict[str, Any]:
     nodes: dict[str, Any] = {}
+    for node_id, rendered in result.rendered.items():
+        node = result.nodes.get(node_id)
+        header: dict[str, Any] = node.list_header() if node is not None else {}
+        header["tasks"] = orjson.Fragment(rendered)
+        nodes[node_id] = header
     for info in result.tasks:
         entry = nodes.get(info.node)
         if entry is None:

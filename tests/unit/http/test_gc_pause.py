@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import Iterator
 
@@ -43,4 +44,33 @@ def test_error_inside_still_enables_again() -> None:
     pause = CyclicGcPause()
     with pytest.raises(RuntimeError), pause:
         raise RuntimeError("boom")
+    assert gc.isenabled()
+
+
+def test_hold_and_release_across_requests() -> None:
+    gc.enable()
+    pause = CyclicGcPause()
+    first = pause.hold()
+    second = pause.hold()
+    pause.release(first)
+    assert not gc.isenabled()
+    pause.release(second)
+    assert gc.isenabled()
+
+
+async def test_a_pause_ends_on_its_own_after_the_limit() -> None:
+    gc.enable()
+    pause = CyclicGcPause(max_pause_s=0.05)
+    held = pause.hold()
+    assert not gc.isenabled()
+    # A timer due after the pause's own: by then the pause has expired.
+    later = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().call_later(0.06, later.set_result, None)
+    await later
+    assert gc.isenabled()
+    # The late release of the expired hold must not end a newer pause.
+    newer = pause.hold()
+    pause.release(held)
+    assert not gc.isenabled()
+    pause.release(newer)
     assert gc.isenabled()

@@ -5,11 +5,13 @@ The check happens before the body is read, so a request without the secret never
 
 from __future__ import annotations
 
-import asyncio
 import hmac
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
+import orjson
+
+from taskwarden.cluster.children import ChildRun
 from taskwarden.cluster.requests import CancelRequest, ListRequest
 from taskwarden.cluster.transport import SECRET_HEADER, ParentRef
 from taskwarden.errors import IllegalArgumentError, SecurityError
@@ -19,7 +21,7 @@ from taskwarden.tasks import CancelReason, CancelSource, TaskId
 
 __all__ = [
     "PARAMS",
-    "ban_on_node", "cancel_on_node", "get_on_node", "list_on_node", "run_child_on_node",
+    "ban_on_node", "cancel_on_node", "get_on_node", "list_on_node", "run_children_on_node",
 ]
 
 T = TypeVar("T")
@@ -68,7 +70,9 @@ async def list_on_node(ctx: RestContext) -> Reply:
     result = await ctx.cluster.serve_node_request(
         _parent(body), lambda: ctx.cluster.local.list_tasks(request)
     )
-    return Reply(result.to_dict())
+    if request.rendered:
+        result = result.render(human=request.human)
+    return Reply(None, raw=result.to_wire(), content_type="application/json")
 
 
 async def cancel_on_node(ctx: RestContext) -> Reply:
@@ -109,15 +113,52 @@ async def ban_on_node(ctx: RestContext) -> Reply:
     return Reply({"acknowledged": True, "failures": [f.to_dict() for f in failures]})
 
 
-async def run_child_on_node(ctx: RestContext) -> Reply:
-    """Run a child task for another node's parent; if that node goes away, the child is cancelled."""
+MAX_CHILDREN_PER_REQUEST = 10_000
+
+
+def _child_specs(raw: Any) -> list[tuple[str, dict[str, Any]]]:
+    if not isinstance(raw, list) or len(raw) > MAX_CHILDREN_PER_REQUEST:
+        raise ValueError(
+            f"[children] must be a list of at most [{MAX_CHILDREN_PER_REQUEST}] child objects"
+        )
+    specs = []
+    for child in raw:
+        params = child.get("params") or {}
+        if not isinstance(child["action"], str) or not isinstance(params, dict):
+            raise ValueError("a child needs an [action] string and a [params] object")
+        specs.append((child["action"], params))
+    return specs
+
+
+async def run_children_on_node(ctx: RestContext) -> Reply:
+    """Run children for another node's parent, streaming one NDJSON line as each one ends.
+
+    If the asking node goes away (the stream closes), the children still running are cancelled.
+    """
     body = await _body(ctx)
     parent = _parent(body)
-    params = body.get("params") or {}
-    if not isinstance(params, dict):
-        raise IllegalArgumentError("malformed internal request: [params] is not an object")
-    task, outcome = ctx.cluster.start_child(parent, str(body.get("action", "")), params)
-    result = await ctx.until_disconnect(task, asyncio.shield(outcome))
-    if result.error is not None:
-        raise result.error
-    return Reply({"response": result.response})
+    run = ctx.cluster.start_children(parent, _parsed(_child_specs, body.get("children")))
+    client = ctx.request.client
+    channel = f"{client.host}:{client.port}" if client else "unknown"
+    gone = CancelReason(f"http channel [{channel}] closed", CancelSource.CLIENT_DISCONNECT)
+    return Reply(None, stream=_ndjson_ends(run, gone), content_type="application/x-ndjson")
+
+
+async def _ndjson_ends(run: ChildRun, gone: CancelReason) -> AsyncIterator[bytes]:
+    ended = False
+    try:
+        async for group in run.ends():
+            lines = bytearray()
+            for index, outcome in group:
+                if outcome.error is None:
+                    line: dict[str, Any] = {"i": index, "response": outcome.response}
+                else:
+                    error = outcome.error
+                    line = {"i": index, "error": error.to_dict(), "status": error.http_status}
+                lines += orjson.dumps(line, option=orjson.OPT_NON_STR_KEYS)
+                lines += b"\n"
+            yield bytes(lines)
+        ended = True
+    finally:
+        if not ended:
+            run.cancel_running(gone)

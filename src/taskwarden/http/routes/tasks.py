@@ -57,7 +57,7 @@ def timeout(ctx: RestContext) -> int | None:
     return ctx.params.time_nanos("timeout", None, max_nanos=MAX_WAIT_NANOS)
 
 
-def list_request(ctx: RestContext) -> ListRequest:
+def list_request(ctx: RestContext, *, rendered: bool = False) -> ListRequest:
     p = ctx.params
     return ListRequest(
         actions=tuple(p.list("actions")),
@@ -65,12 +65,15 @@ def list_request(ctx: RestContext) -> ListRequest:
         detailed=p.bool("detailed", False),
         wait_for_completion=p.bool("wait_for_completion", False),
         timeout_nanos=timeout(ctx),
+        rendered=rendered,
+        human=p.human,
     )
 
 
 async def list_tasks(ctx: RestContext) -> Reply:
     shape = group_by(ctx)
-    request = list_request(ctx)
+    # The default shape is assembled from each node's own encoding of its tasks.
+    request = list_request(ctx, rendered=shape == "nodes" and ctx.plain_json)
     selectors = ctx.params.list("nodes")
     async with ctx.cluster.rest_task(LIST_ACTION, ctx.headers) as task:
         result = await ctx.until_disconnect(
