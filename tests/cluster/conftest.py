@@ -9,9 +9,13 @@ import pytest
 from clusterproc import Cluster
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(tmp_path)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
+    """A fresh cluster per test, for tests that kill or restart nodes."""
+    store = None
+    if request.param == "postgresql":
+        store = request.getfixturevalue("postgres_server").create_database()
+    c = Cluster(tmp_path, store)
     try:
         c.start()
         yield c

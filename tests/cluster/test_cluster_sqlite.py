@@ -37,6 +37,15 @@ def test_every_node_sees_the_whole_cluster(shared_cluster: Cluster) -> None:
         assert {entry["name"] for entry in nodes.values()} == {"n1", "n2", "n3"}
         rows = node.get("/_cat/nodes", params={"h": "name", "format": "json"}).json()
         assert sorted(r["name"] for r in rows) == ["n1", "n2", "n3"]
+    # Each node reports its own process and machine figures, whichever node answers.
+    rows = shared_cluster.nodes[0].get(
+        "/_cat/nodes", params={"h": "name,pid,cpu,ram.percent,load_1m,uptime", "format": "json"}
+    ).json()
+    pids = {node.node_name: node.pid for node in shared_cluster.nodes}
+    for row in rows:
+        assert int(row["pid"]) == pids[row["name"]]
+        assert row["cpu"] is not None and row["ram.percent"] is not None
+        assert row["load_1m"] is not None and row["uptime"] is not None
 
 
 @pytest.mark.parametrize("group_by", ["nodes", "parents", "none"])
@@ -157,6 +166,11 @@ def test_internal_endpoints_refuse_callers_without_the_secret(
     still = n1.get(f"/_tasks/{task_id}").json()
     assert still["completed"] is False and still["task"]["cancelled"] is False
     n1.post(f"/_tasks/{task_id}/_cancel")
+    for path in ("/_internal/tasks/list", "/_internal/tasks/get", "/_internal/bans",
+                 "/_internal/actions/run", "/_internal/nodes/stats"):
+        refused = n1.post(path, json={}, headers=headers)
+        assert refused.status_code == 403, (path, refused.text)
+        assert refused.json()["error"]["type"] == "security_exception"
 
 
 def test_killed_node_is_a_node_failure_then_leaves_and_its_tasks_fail(cluster: Cluster) -> None:

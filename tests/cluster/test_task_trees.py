@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -19,8 +20,12 @@ def opaque() -> dict[str, str]:
     return {"X-Opaque-Id": f"tree-{uuid.uuid4().hex}"}
 
 
-def tree_tasks(node: NodeProcess, headers: dict[str, str]) -> list[dict[str, Any]]:
-    body = node.get("/_tasks", params={"group_by": "none", "actions": "test:*"}).json()
+def tree_tasks(
+    node: NodeProcess, headers: dict[str, str], nodes: str = "_all"
+) -> list[dict[str, Any]]:
+    body = node.get(
+        "/_tasks", params={"group_by": "none", "actions": "test:*", "nodes": nodes}
+    ).json()
     assert "node_failures" not in body, body
     return [t for t in body["tasks"] if t["headers"].get("X-Opaque-Id") == headers["X-Opaque-Id"]]
 
@@ -135,6 +140,40 @@ def test_killed_node_holding_children_fails_cleanly(cluster: Cluster, victim: in
     assert n1.get(f"/_tasks/{parent}").json()["error"]["type"] in (
         "task_cancelled_exception", "node_not_connected_exception",
     )
+
+
+@pytest.mark.parametrize("victim", ["node holding children", "parent's node"])
+def test_node_killed_during_a_cancel_with_wait(cluster: Cluster, victim: str) -> None:
+    """The cancel answers within its timeout and names the lost node; nothing stays registered."""
+    n1, n2, n3 = cluster.nodes
+    headers = opaque()
+    parent = start_tree(cluster, headers, stop_delay="5s")
+    killed, survivors = (n3, [n1, n2]) if victim == "node holding children" else (n1, [n2, n3])
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(
+            n2.post, f"/_tasks/{parent}/_cancel",
+            params={"wait_for_completion": "true", "timeout": "30s"}, timeout=60,
+        )
+        # The cancel has reached the victim: its children are marked and cleaning up (5 s).
+        n2.wait_until(
+            lambda: any(t["cancelled"] for t in tree_tasks(killed, headers)),
+            message="the cancel did not reach the victim",
+        )
+        killed.kill()
+        began = time.monotonic()
+        answer = pending.result()
+    assert answer.status_code == 200, answer.text
+    assert time.monotonic() - began < 30
+    body = answer.json()
+    if victim == "node holding children":
+        failures = body["task_failures"]
+        assert [f["reason"]["type"] for f in failures] == ["failed_node_exception"]
+        assert failures[0]["reason"]["node_id"] == killed.node_id
+    else:
+        assert [f["node_id"] for f in body["node_failures"]] == [killed.node_id]
+    for node in survivors:
+        node.wait_until(lambda node=node: tree_tasks(node, headers, "_local") == [], timeout=30,
+                        message="a child outlived the cancel")
 
 
 CHILD_BATCH = "/_internal/actions/run"

@@ -19,6 +19,7 @@ from taskwarden.cluster.requests import (
     ListRequest,
     NodeTasksResult,
 )
+from taskwarden.cluster.stats import node_stats
 from taskwarden.cluster.transport import NodeTransport, ParentRef
 from taskwarden.errors import (
     FailedNodeError,
@@ -94,6 +95,23 @@ class ClusterService:
 
     def nodes(self, selectors: Sequence[str] = ()) -> list[NodeInfo]:
         return resolve_nodes(selectors, self.membership.live_nodes(), self.node_id)
+
+    async def nodes_stats(self, nodes: Sequence[NodeInfo]) -> dict[str, dict[str, Any]]:
+        """Each node's own figures (``_cat/nodes``); a node that does not answer has none."""
+
+        async def one(node: NodeInfo) -> dict[str, Any]:
+            if node.node_id == self.node_id:
+                return node_stats(node)
+            return await self.transport.node_stats(node)
+
+        answers = await asyncio.gather(*(one(n) for n in nodes), return_exceptions=True)
+        stats: dict[str, dict[str, Any]] = {}
+        for node, answer in zip(nodes, answers, strict=True):
+            if isinstance(answer, dict):
+                stats[node.node_id] = answer
+            elif not isinstance(answer, TaskwardenError) and isinstance(answer, BaseException):
+                raise answer
+        return stats
 
     # list / cancel ---------------------------------------------------------------------
 

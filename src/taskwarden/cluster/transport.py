@@ -123,6 +123,10 @@ class NodeTransport:
         answer = await self._call(node, "/tasks/get", body, timeout_nanos, wait_for_completion)
         return GetResult.from_body(answer)
 
+    async def node_stats(self, node: NodeInfo) -> dict[str, Any]:
+        """The figures ``node`` reports about its machine and process (``_cat/nodes``)."""
+        return await self._call(node, "/nodes/stats", {}, None, False)
+
     async def _post(
         self, url: str, body: dict[str, Any], timeout: float | None
     ) -> tuple[int, bytes]:

@@ -49,6 +49,8 @@ def _api_routes() -> list[Route]:
         _route(INTERNAL_PREFIX + "/tasks/get", ["POST"], internal.PARAMS, internal.get_on_node),
         _route(INTERNAL_PREFIX + "/bans", ["POST"], internal.PARAMS, internal.ban_on_node,
                bulk=True),
+        _route(INTERNAL_PREFIX + "/nodes/stats", ["POST"], internal.PARAMS,
+               internal.stats_on_node),
         _route(INTERNAL_PREFIX + "/actions/run", ["POST"], internal.PARAMS,
                internal.run_children_on_node),
     ]

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import time
 from typing import Any
-
-import psutil
 
 from taskwarden.cluster.nodes import NodeInfo
 from taskwarden.cluster.requests import LIST_ACTION
@@ -83,25 +79,9 @@ async def cat_tasks(ctx: RestContext) -> Reply:
     return _render(ctx, task_table(detailed=request.detailed), rows)
 
 
-def _local_stats(node: NodeInfo) -> dict[str, Any]:
-    process = psutil.Process(os.getpid())
-    load = os.getloadavg()
-    return {
-        "uptime_millis": int(time.time() * 1000) - node.started_millis,
-        "pid": process.pid,
-        "cpu_percent": psutil.cpu_percent(interval=None),
-        "ram_percent": psutil.virtual_memory().percent,
-        "load_1m": load[0],
-        "load_5m": load[1],
-        "load_15m": load[2],
-    }
-
-
 async def cat_nodes(ctx: RestContext) -> Reply:
     full_id = ctx.params.bool("full_id", False)
-    local_id = ctx.cluster.node_id
-    pairs = [
-        (node_view(n), _local_stats(n) if n.node_id == local_id else {})
-        for n in ctx.cluster.nodes()
-    ]
+    nodes = ctx.cluster.nodes()
+    stats = await ctx.cluster.nodes_stats(nodes)
+    pairs = [(node_view(n), stats.get(n.node_id, {})) for n in nodes]
     return _render(ctx, _NODES_TABLE, node_rows(pairs, full_id=full_id))

@@ -13,6 +13,7 @@ import orjson
 
 from taskwarden.cluster.children import ChildRun
 from taskwarden.cluster.requests import CancelRequest, ListRequest
+from taskwarden.cluster.stats import node_stats
 from taskwarden.cluster.transport import SECRET_HEADER, ParentRef
 from taskwarden.errors import IllegalArgumentError, SecurityError
 from taskwarden.http.context import Reply, RestContext
@@ -22,6 +23,7 @@ from taskwarden.tasks import CancelReason, CancelSource, TaskId
 __all__ = [
     "PARAMS",
     "ban_on_node", "cancel_on_node", "get_on_node", "list_on_node", "run_children_on_node",
+    "stats_on_node",
 ]
 
 T = TypeVar("T")
@@ -93,6 +95,12 @@ async def get_on_node(ctx: RestContext) -> Reply:
         timeout_nanos=None if timeout is None else _parsed(int, timeout),
     )
     return Reply(get_body(result, human=False))
+
+
+async def stats_on_node(ctx: RestContext) -> Reply:
+    """This node's machine and process figures, for another node's ``_cat/nodes``."""
+    await _body(ctx)
+    return Reply(node_stats(ctx.cluster.membership.local))
 
 
 async def ban_on_node(ctx: RestContext) -> Reply:
