@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -198,6 +199,33 @@ def test_killed_node_is_a_node_failure_then_leaves_and_its_tasks_fail(cluster: C
     assert back.node_id == n3.node_id
     n1.wait_until(lambda: back.node_id in n1.get("/_nodes").json()["nodes"], timeout=30)
     assert back.get(f"/_tasks/{background}").json()["error"] == outcome["error"]
+
+
+def test_node_killed_while_a_list_waits_on_it(cluster: Cluster) -> None:
+    """A list in flight (waiting for tasks to finish) reports the killed node, without a hang."""
+    n1, _, n3 = cluster.nodes
+    headers = opaque()
+    started = start_everywhere(cluster, headers)
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(
+            n1.get, "/_tasks",
+            params={"actions": "test:sleep", "wait_for_completion": "true", "timeout": "60s"},
+            headers=headers, timeout=90,
+        )
+        # The list is in flight once it shows up as a task on the victim.
+        n1.wait_until(
+            lambda: any(t["action"].startswith(LIST) for t in n3.running("cluster:*")),
+            message="the list did not reach the victim",
+        )
+        n3.kill()
+        for task_id in started[:2]:
+            n1.post(f"/_tasks/{task_id}/_cancel")
+        answer = pending.result()
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert [f["node_id"] for f in body["node_failures"]] == [n3.node_id]
+    assert body["node_failures"][0]["caused_by"]["type"] == "node_not_connected_exception"
+    assert n3.node_id not in body["nodes"]
 
 
 @pytest.mark.parametrize(
