@@ -32,6 +32,8 @@ from taskwarden.tasks import (
     NODE_SHUTTING_DOWN,
     SYSTEM_CLOCK,
     CancellationService,
+    CancelReason,
+    CancelSource,
     Clock,
     TaskManager,
 )
@@ -199,10 +201,18 @@ class Node:
             task.add_done_callback(self._settling.discard)
 
     async def _settle_gone(self, node: NodeInfo) -> None:
-        """Drop the bans a departed node's tasks set here; answer its unfinished background tasks."""
+        """Drop the bans a departed node's tasks set here, cancel the children its tasks started
+        here (nobody will collect them, even if the node only hangs), answer its unfinished
+        background tasks."""
         for parent_id in list(self.manager.bans()):
             if parent_id.node_id == node.node_id:
                 self.cancellation.remove_ban(parent_id)
+        orphaned = CancelReason(
+            f"parent node [{node.node_id}] left the cluster", CancelSource.NODE_LEFT
+        )
+        for task in list(self.manager):
+            if task.parent_id.node_id == node.node_id and task.cancellable:
+                await self.cancellation.cancel(task, orphaned)
         assert self.store is not None
         try:
             failed = await self.store.fail_unfinished(node.node_id, outcome_unknown_error(

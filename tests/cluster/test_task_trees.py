@@ -176,6 +176,29 @@ def test_node_killed_during_a_cancel_with_wait(cluster: Cluster, victim: str) ->
                         message="a child outlived the cancel")
 
 
+def test_children_of_a_hung_parent_node_are_cancelled_once_it_is_gone(cluster: Cluster) -> None:
+    n1, n2, n3 = cluster.nodes
+    headers = opaque()
+    parent = start_tree(cluster, headers)
+    n1.freeze()
+    try:
+        for node in (n2, n3):
+            node.wait_until(lambda node=node: tree_tasks(node, headers, "_local") == [],
+                            timeout=30, message="children of the hung node still running")
+        assert n1.node_id not in n2.get("/_nodes").json()["nodes"]
+    finally:
+        n1.thaw()
+    n2.wait_until(lambda: n1.node_id in n2.get("/_nodes").json()["nodes"], timeout=30,
+                  message="the node did not come back")
+    # Back, the parent still sleeps (its children's ends are collected when it wakes); a cancel
+    # finds nothing left to wait for on the other nodes.
+    answer = n1.post(f"/_tasks/{parent}/_cancel",
+                     params={"wait_for_completion": "true", "timeout": "20s"})
+    assert answer.status_code == 200, answer.text
+    for node in cluster.nodes:
+        assert tree_tasks(node, headers, "_local") == []
+
+
 CHILD_BATCH = "/_internal/actions/run"
 
 

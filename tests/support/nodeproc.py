@@ -129,7 +129,17 @@ class NodeProcess:
             self.proc.kill()
             self.proc.wait(10)
 
+    def freeze(self) -> None:
+        """SIGSTOP: the node hangs, its sockets stay open."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
+        self.thaw()
         if self._client is not None:
             self._client.close()
             self._client = None
