@@ -18,15 +18,15 @@ from sqlalchemy import (
 )
 
 __all__ = [
-    "SCHEMA_VERSION",
+    "SCHEMA_VERSION_KEY",
     "cluster_metadata",
     "metadata",
     "nodes",
     "task_results",
 ]
 
-SCHEMA_VERSION = 1
-"""Bumped whenever a table changes shape; a node refuses a store written by a newer schema."""
+SCHEMA_VERSION_KEY = "schema_version"
+"""The ``cluster_metadata`` key of the store's schema version (see ``migrations``)."""
 
 metadata = MetaData()
 

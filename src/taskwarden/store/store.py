@@ -23,17 +23,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.schema import CreateIndex, CreateTable
 
 from taskwarden.errors import StoreUnavailableError
 from taskwarden.store.engine import (
     FreshStoreBusyError,
     create_store_engine,
-    ensure_wal,
     is_setup_race,
-    lock_postgres_setup,
 )
-from taskwarden.store.schema import SCHEMA_VERSION, cluster_metadata, metadata, nodes, task_results
+from taskwarden.store.migrations import prepare_schema, schema_version
+from taskwarden.store.schema import cluster_metadata, nodes, task_results
 from taskwarden.tasks.clock import SYSTEM_CLOCK, Clock
 
 __all__ = ["ClusterStore", "NodeRecord", "StoredResult"]
@@ -41,7 +39,6 @@ __all__ = ["ClusterStore", "NodeRecord", "StoredResult"]
 _SETUP_DEADLINE_SECONDS = 15.0
 _SECRET_KEY = "secret"
 _UUID_KEY = "uuid"
-_SCHEMA_VERSION_KEY = "schema_version"
 
 _UpsertInsert = sqlite.Insert | postgresql.Insert
 
@@ -288,38 +285,30 @@ class ClusterStore:
     # ---- internals ---------------------------------------------------------------------------
 
     async def _prepare(self) -> None:
-        """Create the schema, retrying while concurrent openers hold locks on a fresh store."""
+        """Create or upgrade the schema, retrying while concurrent openers hold locks."""
         deadline = time.monotonic() + _SETUP_DEADLINE_SECONDS
         pause = 0.01
         while True:
             try:
                 with self._unavailable_on_failure():
-                    await self._create_schema()
-                    stored_version = await self._metadata_once(
-                        _SCHEMA_VERSION_KEY, lambda: str(SCHEMA_VERSION)
-                    )
+                    async with self._engine.begin() as conn:
+                        version = await prepare_schema(conn)
                 break
             except StoreUnavailableError as exc:
                 if not is_setup_race(exc.__cause__) or time.monotonic() > deadline:
                     raise
+            except ValueError:
+                raise StoreUnavailableError(
+                    f"cluster store [{self._display_url}] has a schema version that is not a "
+                    "number"
+                ) from None
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.25)
-        if stored_version != str(SCHEMA_VERSION):
+        if version != schema_version():
             raise StoreUnavailableError(
-                f"cluster store [{self._display_url}] has schema version [{stored_version}]; "
-                f"this node supports [{SCHEMA_VERSION}]"
+                f"cluster store [{self._display_url}] has schema version [{version}]; "
+                f"this node supports [{schema_version()}]"
             )
-
-    async def _create_schema(self) -> None:
-        async with self._engine.begin() as conn:
-            if conn.dialect.name == "sqlite":
-                await ensure_wal(conn)
-            else:
-                await lock_postgres_setup(conn)
-            for table in metadata.sorted_tables:
-                await conn.execute(CreateTable(table, if_not_exists=True))
-                for index in sorted(table.indexes, key=lambda ix: str(ix.name)):
-                    await conn.execute(CreateIndex(index, if_not_exists=True))
 
     async def _metadata_once(self, key: str, make_value: Callable[[], str]) -> str:
         """The value stored under ``key``, created by whichever node asks first."""

@@ -10,13 +10,12 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import closing
 from pathlib import Path
-from typing import Any
 
-import asyncpg
 import pytest
+from rawstore import is_sqlite, raw_query, sqlite_url
 
 from taskwarden.errors import IllegalArgumentError, StoreUnavailableError, error_from_dict
-from taskwarden.store import SCHEMA_VERSION, ClusterStore, NodeRecord, async_store_url
+from taskwarden.store import ClusterStore, NodeRecord, async_store_url, schema_version
 from taskwarden.store import engine as store_engine
 from taskwarden.store import store as store_module
 from taskwarden.tasks.clock import ManualClock
@@ -24,35 +23,6 @@ from taskwarden.tasks.clock import ManualClock
 TASK_INFO = {"node": "n1", "id": 1, "type": "transport", "action": "test:sleep"}
 CANCELLED = {"type": "task_cancelled_exception", "reason": "task cancelled [by user request]"}
 NODE_LEFT = {"type": "node_closed_exception", "reason": "node [n1] left the cluster"}
-
-
-def sqlite_url(path: Path) -> str:
-    return f"sqlite:///{path}"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, empty store of this test's own: a new SQLite file, or a new PostgreSQL database."""
-    if request.param == "sqlite":
-        return sqlite_url(tmp_path / "cluster.db")
-    # Looked up lazily so that SQLite-only selections never start PostgreSQL.
-    return str(request.getfixturevalue("fresh_postgres_url"))
-
-
-def is_sqlite(url: str) -> bool:
-    return url.startswith("sqlite")
-
-
-async def raw_query(url: str, sql: str) -> list[tuple[Any, ...]]:
-    """Run ``sql`` on the store's database directly, past ClusterStore (autocommit)."""
-    if is_sqlite(url):
-        with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as raw, raw:
-            return [tuple(row) for row in raw.execute(sql).fetchall()]
-    conn = await asyncpg.connect(url)
-    try:
-        return [tuple(row) for row in await conn.fetch(sql)]
-    finally:
-        await conn.close()
 
 
 @pytest.fixture
@@ -279,7 +249,7 @@ async def test_store_concurrent_open_creates_schema_once(store_url: str) -> None
     version_rows = await raw_query(
         store_url, "SELECT value FROM cluster_metadata WHERE key = 'schema_version'"
     )
-    assert version_rows == [(str(SCHEMA_VERSION),)]
+    assert version_rows == [(str(schema_version()),)]
     assert len(await raw_query(store_url, "SELECT key FROM cluster_metadata")) == 3
     if is_sqlite(store_url):
         assert (await raw_query(store_url, "PRAGMA journal_mode")) == [("wal",)]

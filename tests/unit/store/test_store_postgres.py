@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from taskwarden.errors import StoreUnavailableError
-from taskwarden.store import ClusterStore
+from taskwarden.store import ClusterStore, migrations
 from taskwarden.store import engine as store_engine
 from taskwarden.store import store as store_module
 
@@ -57,7 +57,7 @@ async def test_postgres_catalog_collisions_without_the_lock_are_retried(
     async def no_lock(_conn: AsyncConnection) -> None:
         return None
 
-    monkeypatch.setattr(store_module, "lock_postgres_setup", no_lock)
+    monkeypatch.setattr(migrations, "lock_postgres_setup", no_lock)
     races = _count_setup_races(monkeypatch)
 
     assert len(await _open_all_then_close(fresh_postgres_url)) == 1
