@@ -250,3 +250,14 @@ def test_malformed_internal_requests_are_400s(
     assert response.status_code == 400, response.text
     assert response.json()["error"]["type"] == "illegal_argument_exception"
     assert n1.get("/").status_code == 200
+
+
+def test_hot_threads_fan_out_to_the_selected_nodes(shared_cluster: Cluster) -> None:
+    n1, n2, _ = shared_cluster.nodes
+    quick = {"interval": "10ms", "snapshots": "1"}
+    text = n1.get("/_nodes/hot_threads", params=quick).text
+    blocks = [line for line in text.split("\n") if line.startswith("::: ")]
+    assert sorted(line.split("}")[0] for line in blocks) == ["::: {n1", "::: {n2", "::: {n3"]
+    assert text.count("   Hot threads at ") == 3
+    only = n1.get(f"/_nodes/{n2.node_id}/hot_threads", params=quick).text
+    assert only.startswith(f"::: {{n2}}{{{n2.node_id}}}") and only.count("::: ") == 1

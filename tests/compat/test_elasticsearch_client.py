@@ -363,3 +363,9 @@ def test_error_trace_adds_a_stack_trace(es: Elasticsearch) -> None:
     with pytest.raises(BadRequestError) as plain:
         es.tasks.get(task_id="no-colon")
     assert "stack_trace" not in plain.value.body["error"]
+
+
+def test_hot_threads_text_through_the_client(es: Elasticsearch, shared_node: NodeProcess) -> None:
+    text = es.nodes.hot_threads(interval="10ms", snapshots=1, threads=2, ignore_idle_threads=False)
+    assert str(text).startswith(f"::: {{{shared_node.node_name}}}")
+    assert "busiestThreads=2, ignoreIdleThreads=false:" in str(text)

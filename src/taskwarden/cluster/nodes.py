@@ -35,6 +35,15 @@ class NodeInfo:
         # Nodes talk to each other over HTTP, so the transport address is the HTTP one.
         return self.http_address
 
+    def hot_threads_header(self) -> str:
+        """``{name}{id}{ephemeral id}{host}{address}{transport address}{roles}{version}{attrs}``."""
+        roles = "".join(sorted(role[:1] for role in self.roles if role))
+        attributes = ", ".join(f"{k}={v}" for k, v in sorted(self.attributes.items()))
+        return (
+            f"{{{self.name}}}{{{self.node_id}}}{{{self.node_id}}}{{{self.host}}}{{{self.host}}}"
+            f"{{{self.transport_address}}}{{{roles}}}{{{self.version}}}{{{attributes}}}"
+        )
+
     def list_header(self) -> dict[str, Any]:
         """The per-node object in ``group_by=nodes`` responses (before its ``tasks``)."""
         out: dict[str, Any] = {

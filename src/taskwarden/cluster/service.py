@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,6 +22,8 @@ from taskwarden.cluster.requests import (
 )
 from taskwarden.cluster.stats import node_stats
 from taskwarden.cluster.transport import NodeTransport, ParentRef
+from taskwarden.diagnostics.hot_threads import WorkOnThreads, hot_threads_report
+from taskwarden.diagnostics.request import HotThreadsRequest, node_block
 from taskwarden.errors import (
     FailedNodeError,
     NodeNotConnectedError,
@@ -112,6 +115,49 @@ class ClusterService:
             elif not isinstance(answer, TaskwardenError) and isinstance(answer, BaseException):
                 raise answer
         return stats
+
+    # hot threads -----------------------------------------------------------------------
+
+    async def hot_threads(self, request: HotThreadsRequest, selectors: Sequence[str]) -> str:
+        """Every selected node's report in its ``:::`` block; a node that fails says why."""
+
+        async def one(node: NodeInfo) -> str:
+            if node.node_id == self.node_id:
+                return await self.local_hot_threads(request)
+            return await self.transport.hot_threads(node, request)
+
+        nodes = self.nodes(selectors)
+        reports = await asyncio.gather(*(one(n) for n in nodes), return_exceptions=True)
+        blocks: list[str] = []
+        for node, report in zip(nodes, reports, strict=True):
+            if isinstance(report, str):
+                blocks.append(node_block(node.hot_threads_header(), report))
+            elif isinstance(report, TaskwardenError):
+                failure = f"node failed to answer: {report.es_type}: {report.reason}"
+                blocks.append(node_block(node.hot_threads_header(), failure))
+            else:
+                raise report
+        return "".join(blocks)
+
+    async def local_hot_threads(self, request: HotThreadsRequest) -> str:
+        """Sample this node's threads on a worker thread, so the event loop is seen at work."""
+        work = WorkOnThreads(
+            thread_tasks=self._thread_labels,
+            process_tasks=lambda: {
+                pid: f"{task.id} {task.action}"
+                for pid, task in self.runner.processes.tasks_by_pid().items()
+            },
+            loop=asyncio.get_running_loop(),
+            loop_thread=threading.get_ident(),
+        )
+        now = self.manager.clock.epoch_millis()
+        return await asyncio.to_thread(hot_threads_report, request, work, now)
+
+    def _thread_labels(self) -> dict[int, list[str]]:
+        labels: dict[int, list[str]] = {}
+        for ident, task in self.runner.threads.tasks_by_thread().items():
+            labels.setdefault(ident, []).append(f"{task.id} {task.action}")
+        return labels
 
     # list / cancel ---------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ import orjson
 
 from taskwarden.cluster.nodes import NodeInfo
 from taskwarden.cluster.requests import CancelRequest, GetResult, ListRequest, NodeTasksResult
+from taskwarden.diagnostics.request import HotThreadsRequest
 from taskwarden.errors import NodeNotConnectedError, TaskwardenError, error_from_dict
 from taskwarden.tasks import CancelReason, Task, TaskId
 
@@ -122,6 +123,12 @@ class NodeTransport:
         }
         answer = await self._call(node, "/tasks/get", body, timeout_nanos, wait_for_completion)
         return GetResult.from_body(answer)
+
+    async def hot_threads(self, node: NodeInfo, request: HotThreadsRequest) -> str:
+        """``node``'s hot threads report; the wait covers its sampling plus the request timeout."""
+        timeout = request.sampling_nanos + (request.timeout_nanos or 30 * 10**9)
+        answer = await self._call(node, "/nodes/hot_threads", request.to_dict(), timeout, True)
+        return str(answer.get("report", ""))
 
     async def node_stats(self, node: NodeInfo) -> dict[str, Any]:
         """The figures ``node`` reports about its machine and process (``_cat/nodes``)."""

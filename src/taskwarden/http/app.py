@@ -13,7 +13,7 @@ from taskwarden.cluster.service import ClusterService
 from taskwarden.cluster.transport import INTERNAL_PREFIX
 from taskwarden.errors import IllegalArgumentError, MethodNotAllowedError
 from taskwarden.http.context import Handler, Reply, RestContext, es_endpoint
-from taskwarden.http.routes import actions, cat, internal, nodes, tasks
+from taskwarden.http.routes import actions, cat, hot_threads, internal, nodes, tasks
 
 __all__ = ["build_app"]
 
@@ -39,6 +39,10 @@ def _api_routes() -> list[Route]:
                bulk=True),
         _route("/_cat/tasks", ["GET"], cat.CAT_TASKS_PARAMS, cat.cat_tasks, bulk=True),
         _route("/_cat/nodes", ["GET"], cat.CAT_NODES_PARAMS, cat.cat_nodes),
+        _route("/_nodes/hot_threads", ["GET"], hot_threads.HOT_THREADS_PARAMS,
+               hot_threads.hot_threads),
+        _route("/_nodes/{node_id}/hot_threads", ["GET"], hot_threads.HOT_THREADS_PARAMS,
+               hot_threads.hot_threads),
         _route("/_nodes", ["GET"], nodes.NODES_PARAMS, nodes.nodes_info),
         _route("/_nodes/{node_id}", ["GET"], nodes.NODES_PARAMS, nodes.nodes_info),
         _route("/_actions/{action}", ["POST"], actions.ACTION_PARAMS, actions.run_action),
@@ -51,6 +55,8 @@ def _api_routes() -> list[Route]:
                bulk=True),
         _route(INTERNAL_PREFIX + "/nodes/stats", ["POST"], internal.PARAMS,
                internal.stats_on_node),
+        _route(INTERNAL_PREFIX + "/nodes/hot_threads", ["POST"], internal.PARAMS,
+               internal.hot_threads_on_node),
         _route(INTERNAL_PREFIX + "/actions/run", ["POST"], internal.PARAMS,
                internal.run_children_on_node),
     ]

@@ -156,7 +156,7 @@ class AsyncTaskHandle(TaskHandle):
     async def run_in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking ``fn(thread_handle, *args)`` in the node's thread pool until it ends."""
         handle = ThreadTaskHandle(self._task, self._launcher, asyncio.get_running_loop())
-        return await self.until_done(self._threads.submit(fn, handle, *args))
+        return await self.until_done(self._threads.submit(fn, handle, *args, task=self._task))
 
     async def run_in_process(
         self, fn: Callable[..., T], kwargs: dict[str, Any], *, grace: float | None = None

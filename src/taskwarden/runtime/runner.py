@@ -104,7 +104,11 @@ class ActionRunner:
         loop = asyncio.get_running_loop()
         outcome: asyncio.Future[Outcome] = loop.create_future()
         handle = AsyncTaskHandle(task, self.launcher, self.threads, self.processes)
-        job = loop.create_task(self._execute(task, spec, params, handle, finisher, outcome))
+        # Named after the task: hot threads reports which task the event loop is busy with.
+        job = loop.create_task(
+            self._execute(task, spec, params, handle, finisher, outcome),
+            name=f"{task.id} {task.action}",
+        )
         # partial rather than lambdas: fewer objects per running task for the collector to walk.
         job.add_done_callback(
             functools.partial(self._ended_before_starting, task, finisher, outcome)
@@ -190,7 +194,7 @@ class ActionRunner:
             elif spec.executor == "thread":
                 thread_handle = ThreadTaskHandle(task, self.launcher, asyncio.get_running_loop())
                 call = functools.partial(spec.fn, thread_handle, **params)
-                response = await handle.until_done(self.threads.submit(call))
+                response = await handle.until_done(self.threads.submit(call, task=task))
             else:
                 grace = spec.grace(params) if spec.grace is not None else None
                 response = await handle.until_done(

@@ -15,6 +15,7 @@ from taskwarden.cluster.children import ChildRun
 from taskwarden.cluster.requests import CancelRequest, ListRequest
 from taskwarden.cluster.stats import node_stats
 from taskwarden.cluster.transport import SECRET_HEADER, ParentRef
+from taskwarden.diagnostics.request import HotThreadsRequest
 from taskwarden.errors import IllegalArgumentError, SecurityError
 from taskwarden.http.context import Reply, RestContext
 from taskwarden.http.shapes import get_body
@@ -22,7 +23,12 @@ from taskwarden.tasks import CancelReason, CancelSource, TaskId
 
 __all__ = [
     "PARAMS",
-    "ban_on_node", "cancel_on_node", "get_on_node", "list_on_node", "run_children_on_node",
+    "ban_on_node",
+    "cancel_on_node",
+    "get_on_node",
+    "hot_threads_on_node",
+    "list_on_node",
+    "run_children_on_node",
     "stats_on_node",
 ]
 
@@ -101,6 +107,12 @@ async def stats_on_node(ctx: RestContext) -> Reply:
     """This node's machine and process figures, for another node's ``_cat/nodes``."""
     await _body(ctx)
     return Reply(node_stats(ctx.cluster.membership.local))
+
+
+async def hot_threads_on_node(ctx: RestContext) -> Reply:
+    """This node's hot threads report, for another node's ``_nodes/hot_threads``."""
+    request = _parsed(HotThreadsRequest.from_dict, await _body(ctx))
+    return Reply({"report": await ctx.cluster.local_hot_threads(request)})
 
 
 async def ban_on_node(ctx: RestContext) -> Reply:

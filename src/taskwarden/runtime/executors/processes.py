@@ -325,6 +325,10 @@ class ProcessExecutor:
         """Number of live worker processes (including ones being started)."""
         return len(self._workers)
 
+    def tasks_by_pid(self) -> dict[int, Task]:
+        """Which task each live worker process (by pid) runs right now."""
+        return {w.pid: w.task for w in self._workers.values() if w.pid is not None}
+
     def pid_of(self, task: Task) -> int | None:
         """The pid of ``task``'s live worker process, if it has one."""
         for worker in self._workers.values():

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from taskwarden.errors import RejectedExecutionError
+from taskwarden.tasks import Task
 
 __all__ = ["ThreadExecutor"]
 
@@ -24,13 +26,20 @@ class ThreadExecutor:
             max_workers=max_workers, thread_name_prefix="taskwarden-worker"
         )
         self._in_flight = 0
+        self._by_thread: dict[int, Task] = {}
 
     @property
     def in_flight(self) -> int:
         return self._in_flight
 
-    def submit(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
-        """Schedule ``fn(*args)``; raises RejectedExecutionError (429) when the pool is full."""
+    def tasks_by_thread(self) -> dict[int, Task]:
+        """Which task each busy worker thread (by ``threading.get_ident()``) runs right now."""
+        return dict(self._by_thread)
+
+    def submit(
+        self, fn: Callable[..., T], *args: Any, task: Task | None = None
+    ) -> asyncio.Future[T]:
+        """Schedule ``fn(*args)`` for ``task``; raises RejectedExecutionError (429) when full."""
         if self._in_flight >= self.capacity:
             raise RejectedExecutionError(
                 f"rejected execution of thread task: {self._in_flight} already running or queued "
@@ -38,9 +47,19 @@ class ThreadExecutor:
             )
         loop = asyncio.get_running_loop()
         self._in_flight += 1
-        future = loop.run_in_executor(self._pool, fn, *args)
+        future = loop.run_in_executor(self._pool, self._run_for, task, fn, args)
         future.add_done_callback(self._done)
         return future
+
+    def _run_for(self, task: Task | None, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        if task is None:
+            return fn(*args)
+        ident = threading.get_ident()
+        self._by_thread[ident] = task
+        try:
+            return fn(*args)
+        finally:
+            self._by_thread.pop(ident, None)
 
     def _done(self, _: asyncio.Future[Any]) -> None:
         self._in_flight -= 1

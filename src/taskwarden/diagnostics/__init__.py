@@ -1,0 +1,1 @@
+"""Diagnostics of a running node: hot threads."""
