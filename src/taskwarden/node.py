@@ -22,6 +22,7 @@ from taskwarden.cluster.service import ClusterService
 from taskwarden.cluster.transport import NodeTransport
 from taskwarden.errors import TaskwardenError
 from taskwarden.http.app import build_app
+from taskwarden.metrics import NodeMetrics
 from taskwarden.runtime.builtin.test_sleep import register_test_actions
 from taskwarden.runtime.executors.processes import ProcessExecutor
 from taskwarden.runtime.executors.threads import ThreadExecutor
@@ -120,6 +121,8 @@ class Node:
         self.runner = ActionRunner(
             self.manager, registry, threads=self.threads, processes=self.processes
         )
+        self.metrics = NodeMetrics(self.manager)
+        self.runner.observer = self.metrics
         self.store: ClusterStore | None = None
         self.cluster: ClusterService | None = None
         self.transport: NodeTransport | None = None
@@ -176,6 +179,8 @@ class Node:
             cluster_uuid=uuid_,
             secret=secret,
         )
+        self.cluster.metrics = self.metrics
+        self.store.observer = self.metrics.store_operation
         self.app = build_app(self.cluster)
         return self.app
 

@@ -226,6 +226,8 @@ def test_node_killed_while_a_list_waits_on_it(cluster: Cluster) -> None:
     assert [f["node_id"] for f in body["node_failures"]] == [n3.node_id]
     assert body["node_failures"][0]["caused_by"]["type"] == "node_not_connected_exception"
     assert n3.node_id not in body["nodes"]
+    metrics = n1.get("/_prometheus/metrics").text
+    assert f'taskwarden_fan_out_failures_total{{node="{n3.node_id}"}} 1.0' in metrics
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ from taskwarden.errors import (
     ResourceNotFoundError,
     TaskwardenError,
 )
+from taskwarden.metrics import NodeMetrics
 from taskwarden.runtime.runner import ActionRunner, Outcome
 from taskwarden.store import ClusterStore
 from taskwarden.tasks import CancellationService, CancelReason, Task, TaskId, TaskManager
@@ -71,6 +72,7 @@ class ClusterService:
         self.store = store
         self.transport = transport
         self._background: set[asyncio.Task[Any]] = set()
+        self.metrics: NodeMetrics | None = None
 
     @property
     def node_id(self) -> str:
@@ -133,6 +135,8 @@ class ClusterService:
             if isinstance(report, str):
                 blocks.append(node_block(node.hot_threads_header(), report))
             elif isinstance(report, TaskwardenError):
+                if self.metrics is not None:
+                    self.metrics.fan_out_failure(node.node_id)
                 failure = f"node failed to answer: {report.es_type}: {report.reason}"
                 blocks.append(node_block(node.hot_threads_header(), failure))
             else:
@@ -226,6 +230,8 @@ class ClusterService:
         for node, answer in zip(targets, answers, strict=True):
             if isinstance(answer, TaskwardenError):
                 result.node_failures.append(FailedNodeError(node.node_id, caused_by=answer))
+                if self.metrics is not None:
+                    self.metrics.fan_out_failure(node.node_id)
             elif isinstance(answer, BaseException):
                 raise answer
             else:

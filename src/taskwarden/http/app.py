@@ -13,7 +13,7 @@ from taskwarden.cluster.service import ClusterService
 from taskwarden.cluster.transport import INTERNAL_PREFIX
 from taskwarden.errors import IllegalArgumentError, MethodNotAllowedError
 from taskwarden.http.context import Handler, Reply, RestContext, es_endpoint
-from taskwarden.http.routes import actions, cat, hot_threads, internal, nodes, tasks
+from taskwarden.http.routes import actions, cat, hot_threads, internal, metrics, nodes, tasks
 
 __all__ = ["build_app"]
 
@@ -46,6 +46,7 @@ def _api_routes() -> list[Route]:
         _route("/_nodes", ["GET"], nodes.NODES_PARAMS, nodes.nodes_info),
         _route("/_nodes/{node_id}", ["GET"], nodes.NODES_PARAMS, nodes.nodes_info),
         _route("/_actions/{action}", ["POST"], actions.ACTION_PARAMS, actions.run_action),
+        _route("/_prometheus/metrics", ["GET"], metrics.METRICS_PARAMS, metrics.prometheus_metrics),
         _route(INTERNAL_PREFIX + "/tasks/list", ["POST"], internal.PARAMS, internal.list_on_node,
                bulk=True),
         _route(INTERNAL_PREFIX + "/tasks/cancel", ["POST"], internal.PARAMS, internal.cancel_on_node,

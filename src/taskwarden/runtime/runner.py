@@ -7,7 +7,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -32,7 +32,7 @@ from taskwarden.tasks import (
     TaskManager,
 )
 
-__all__ = ["ActionRunner", "LocalLauncher", "Outcome"]
+__all__ = ["ActionRunner", "LocalLauncher", "Outcome", "RunObserver"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,14 @@ class Outcome:
 
 
 Finisher = Callable[[Task, Outcome], Awaitable[None]]
+
+
+class RunObserver(Protocol):
+    """Told when an action's task starts and how it ended (the node's metrics)."""
+
+    def task_started(self, task: Task) -> None: ...
+
+    def task_ended(self, task: Task, error: TaskwardenError | None) -> None: ...
 
 
 class ActionRunner:
@@ -66,6 +74,7 @@ class ActionRunner:
         self.threads = threads
         self.processes = processes
         self.launcher: ChildLauncher = LocalLauncher(self)
+        self.observer: RunObserver | None = None
         self._running: dict[int, asyncio.Task[None]] = {}
 
     def prepare(self, action: str, body: Mapping[str, Any]) -> tuple[ActionSpec, dict[str, Any]]:
@@ -114,6 +123,8 @@ class ActionRunner:
             functools.partial(self._ended_before_starting, task, finisher, outcome)
         )
         self._running[task.id.id] = job
+        if self.observer is not None:
+            self.observer.task_started(task)
         if spec.executor == "async" and isinstance(task, CancellableTask):
             task.add_cancel_listener(functools.partial(self._on_cancel, job, handle, loop.time()))
         return outcome
@@ -144,6 +155,8 @@ class ActionRunner:
             finally:
                 self._running.pop(task.id.id, None)
                 self.manager.unregister(task)
+                if self.observer is not None:
+                    self.observer.task_ended(task, result.error)
                 if not outcome.done():
                     outcome.set_result(result)
 
@@ -180,10 +193,13 @@ class ActionRunner:
         finally:
             self._running.pop(task.id.id, None)
             self.manager.unregister(task)
+            ended = outcome or Outcome(
+                error=TaskCancelledError(f"task cancelled [{NODE_SHUTTING_DOWN}]")
+            )
+            if self.observer is not None:
+                self.observer.task_ended(task, ended.error)
             if not outcome_future.done():
-                outcome_future.set_result(outcome or Outcome(
-                    error=TaskCancelledError(f"task cancelled [{NODE_SHUTTING_DOWN}]")
-                ))
+                outcome_future.set_result(ended)
 
     async def _call(
         self, task: Task, spec: ActionSpec, params: dict[str, Any], handle: AsyncTaskHandle

@@ -92,6 +92,8 @@ class ClusterStore:
         self._clock = clock
         self._display_url = engine.url.render_as_string(hide_password=True)
         self._settled_metadata: dict[str, str] = {}
+        # Told each operation's name and duration in seconds (the node's metrics).
+        self.observer: Callable[[str, float], None] | None = None
         self._insert: Callable[[Table], _UpsertInsert] = (
             postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         )
@@ -113,7 +115,7 @@ class ClusterStore:
 
     async def ping(self) -> None:
         """One cheap round trip; raises StoreUnavailableError when the database is unreachable."""
-        with self._unavailable_on_failure():
+        with self._unavailable_on_failure("ping"):
             async with self._engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
 
@@ -145,17 +147,17 @@ class ClusterStore:
             index_elements=[nodes.c.node_id],
             set_={name: stmt.excluded[name] for name in row if name != "node_id"},
         )
-        with self._unavailable_on_failure():
+        with self._unavailable_on_failure("upsert_node"):
             async with self._engine.begin() as conn:
                 await conn.execute(stmt)
 
     async def remove_node(self, node_id: str) -> None:
-        with self._unavailable_on_failure():
+        with self._unavailable_on_failure("remove_node"):
             async with self._engine.begin() as conn:
                 await conn.execute(delete(nodes).where(nodes.c.node_id == node_id))
 
     async def nodes(self) -> list[NodeRecord]:
-        with self._unavailable_on_failure():
+        with self._unavailable_on_failure("nodes"):
             async with self._engine.connect() as conn:
                 rows = (await conn.execute(select(nodes).order_by(nodes.c.node_id))).all()
         return [_node_from_row(row) for row in rows]
@@ -181,7 +183,7 @@ class ClusterStore:
             index_elements=[task_results.c.task_id],
             set_={name: stmt.excluded[name] for name in row if name != "task_id"},
         )
-        with self._unavailable_on_failure():
+        with self._unavailable_on_failure("journal_task"):
             async with self._engine.begin() as conn:
                 await conn.execute(stmt)
 
@@ -216,7 +218,7 @@ class ClusterStore:
             set_={name: stmt.excluded[name] for name in outcome_columns},
             where=task_results.c.completed == false(),
         )
-        with self._unavailable_on_failure():
+        with self._unavailable_on_failure("store_result"):
             async with self._engine.begin() as conn:
                 stored = await conn.execute(stmt.returning(task_results.c.task_id))
                 return stored.first() is not None
@@ -227,14 +229,14 @@ class ClusterStore:
         A restarted node numbers its tasks after it, so a new task never shadows a stored outcome.
         """
         query = select(func.max(task_results.c.task_seq)).where(task_results.c.node_id == node_id)
-        with self._unavailable_on_failure():
+        with self._unavailable_on_failure("last_task_seq"):
             async with self._engine.connect() as conn:
                 value = (await conn.execute(query)).scalar()
         return int(value or 0)
 
     async def get_result(self, task_id: str) -> StoredResult | None:
         query = select(task_results).where(task_results.c.task_id == task_id)
-        with self._unavailable_on_failure():
+        with self._unavailable_on_failure("get_result"):
             async with self._engine.connect() as conn:
                 row = (await conn.execute(query)).first()
         return None if row is None else _result_from_row(row)
@@ -246,7 +248,7 @@ class ClusterStore:
             .where(task_results.c.node_id == node_id, task_results.c.completed == false())
             .order_by(task_results.c.started_millis, task_results.c.task_id)
         )
-        with self._unavailable_on_failure():
+        with self._unavailable_on_failure("unfinished_tasks"):
             async with self._engine.connect() as conn:
                 rows = (await conn.execute(query)).all()
         return [_result_from_row(row) for row in rows]
@@ -268,7 +270,7 @@ class ClusterStore:
             )
             .returning(task_results.c.task_id)
         )
-        with self._unavailable_on_failure():
+        with self._unavailable_on_failure("fail_unfinished"):
             async with self._engine.begin() as conn:
                 failed = list((await conn.execute(stmt)).scalars())
         return sorted(failed, key=_task_id_order)
@@ -278,7 +280,7 @@ class ClusterStore:
         stmt = delete(task_results).where(
             task_results.c.completed == true(), task_results.c.stored_millis < epoch_millis
         )
-        with self._unavailable_on_failure():
+        with self._unavailable_on_failure("delete_results_older_than"):
             async with self._engine.begin() as conn:
                 return (await conn.execute(stmt)).rowcount
 
@@ -290,7 +292,7 @@ class ClusterStore:
         pause = 0.01
         while True:
             try:
-                with self._unavailable_on_failure():
+                with self._unavailable_on_failure("prepare"):
                     async with self._engine.begin() as conn:
                         version = await prepare_schema(conn)
                 break
@@ -316,7 +318,7 @@ class ClusterStore:
         if settled is not None:
             return settled
         query = select(cluster_metadata.c.value).where(cluster_metadata.c.key == key)
-        with self._unavailable_on_failure():
+        with self._unavailable_on_failure("metadata_once"):
             async with self._engine.connect() as conn:
                 value = await conn.scalar(query)
             if value is None:
@@ -334,7 +336,9 @@ class ClusterStore:
         return str(value)
 
     @contextmanager
-    def _unavailable_on_failure(self) -> Iterator[None]:
+    def _unavailable_on_failure(self, operation: str) -> Iterator[None]:
+        """Database errors become StoreUnavailableError; the time taken goes to the observer."""
+        started = time.perf_counter()
         try:
             yield
         except (DBAPIError, PoolTimeoutError, OSError, FreshStoreBusyError) as exc:
@@ -342,6 +346,9 @@ class ClusterStore:
             raise StoreUnavailableError(
                 f"cluster store [{self._display_url}] is unavailable: {detail}"
             ) from exc
+        finally:
+            if self.observer is not None:
+                self.observer(operation, time.perf_counter() - started)
 
 
 def _dump(value: Any) -> str:

@@ -64,6 +64,7 @@ class Task:
         "action",
         "cancel_reason",
         "cancelled_at_millis",
+        "cancelled_at_nanos",
         "child_nodes",
         "description",
         "headers",
@@ -104,6 +105,7 @@ class Task:
         self.child_nodes: set[str] | None = None
         self.cancel_reason: CancelReason | None = None
         self.cancelled_at_millis: int | None = None
+        self.cancelled_at_nanos: int | None = None
         self._listeners: list[Callable[[CancelReason], None]] | None = None
         self._event: threading.Event | None = None
 
@@ -169,6 +171,7 @@ class CancellableTask(Task):
                 return False
             self.cancel_reason = reason
             self.cancelled_at_millis = self._clock.epoch_millis()
+            self.cancelled_at_nanos = self._clock.monotonic_nanos()
             event = self._event
         if event is not None:
             event.set()
