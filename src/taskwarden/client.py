@@ -43,14 +43,33 @@ def _decode(response: httpx.Response) -> Any:
     return body if body is not None else response.text
 
 
+def _text(response: httpx.Response) -> str:
+    """The body as the server wrote it (``_cat`` text), errors raised as :func:`_decode` does."""
+    if response.status_code >= 400:
+        _decode(response)
+    return response.text
+
+
 def _cancel_path(task_id: str | None) -> str:
     return f"/_tasks/{task_id}/_cancel" if task_id else "/_tasks/_cancel"
+
+
+def _nodes_path(node_id: str | None) -> str:
+    return f"/_nodes/{node_id}" if node_id else "/_nodes"
+
+
+def _cat_tasks_params(actions: Sequence[str] | str | None, detailed: bool | None,
+                      nodes: Sequence[str] | None, parent_task_id: str | None,
+                      h: Sequence[str] | str | None, s: Sequence[str] | str | None,
+                      v: bool | None, format: str | None, time: str | None) -> dict[str, str]:
+    return _params(actions=actions, detailed=detailed, nodes=nodes, parent_task_id=parent_task_id,
+                   h=h, s=s, v=v, format=format, time=time)
 
 
 class Client:
     """Blocking client: ``Client().cancel(task_id="n:1", wait_for_completion=True)``."""
 
-    def __init__(self, url: str = DEFAULT_URL, *, timeout: float = 60.0,
+    def __init__(self, url: str = DEFAULT_URL, *, timeout: float | None = 60.0,
                  headers: dict[str, str] | None = None) -> None:
         self._http = httpx.Client(base_url=url, timeout=timeout, headers=headers)
 
@@ -87,11 +106,23 @@ class Client:
         query = _params(wait_for_completion=wait_for_completion)
         return _decode(self._http.post(f"/_actions/{action}", params=query, json=params or {}))
 
+    def cat_tasks(self, *, actions: Sequence[str] | str | None = None, detailed: bool | None = None,
+                  nodes: Sequence[str] | None = None, parent_task_id: str | None = None,
+                  h: Sequence[str] | str | None = None, s: Sequence[str] | str | None = None,
+                  v: bool | None = None, format: str | None = None, time: str | None = None) -> str:
+        """``GET /_cat/tasks``: the server's text as it is (a table, or JSON/YAML with ``format``)."""
+        params = _cat_tasks_params(actions, detailed, nodes, parent_task_id, h, s, v, format, time)
+        return _text(self._http.get("/_cat/tasks", params=params))
+
+    def nodes(self, node_id: str | None = None) -> Any:
+        """``GET /_nodes`` (or one node selector): names, addresses, roles and attributes."""
+        return _decode(self._http.get(_nodes_path(node_id)))
+
 
 class AsyncClient:
     """Asyncio client with the same methods as :class:`Client`."""
 
-    def __init__(self, url: str = DEFAULT_URL, *, timeout: float = 60.0,
+    def __init__(self, url: str = DEFAULT_URL, *, timeout: float | None = 60.0,
                  headers: dict[str, str] | None = None) -> None:
         self._http = httpx.AsyncClient(base_url=url, timeout=timeout, headers=headers)
 
@@ -131,3 +162,14 @@ class AsyncClient:
         return _decode(
             await self._http.post(f"/_actions/{action}", params=query, json=params or {})
         )
+
+    async def cat_tasks(self, *, actions: Sequence[str] | str | None = None,
+                        detailed: bool | None = None, nodes: Sequence[str] | None = None,
+                        parent_task_id: str | None = None, h: Sequence[str] | str | None = None,
+                        s: Sequence[str] | str | None = None, v: bool | None = None,
+                        format: str | None = None, time: str | None = None) -> str:
+        params = _cat_tasks_params(actions, detailed, nodes, parent_task_id, h, s, v, format, time)
+        return _text(await self._http.get("/_cat/tasks", params=params))
+
+    async def nodes(self, node_id: str | None = None) -> Any:
+        return _decode(await self._http.get(_nodes_path(node_id)))

@@ -246,7 +246,7 @@ def test_cat_tasks_help(shared_node: NodeProcess) -> None:
     assert aliases["x_opaque_id"] == "x"
     detailed = cat(shared_node, "/_cat/tasks", help="true", detailed="true").text
     detailed_names = [line.split("|")[0].strip() for line in detailed.splitlines()]
-    assert detailed_names == [*ALL_TASK_COLUMNS, "description"]
+    assert detailed_names == [*ALL_TASK_COLUMNS, "description", "cpu_time", "memory"]
 
 
 def test_cat_tasks_detailed_adds_description(shared_node: NodeProcess, family: Family) -> None:

@@ -1,4 +1,4 @@
-"""The ``taskwarden`` command line: ``serve`` starts a node."""
+"""The ``taskwarden`` command line: ``serve`` starts a node; ``tasks`` and ``cat`` talk to one."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from taskwarden.cli.tasks import cat_app, tasks_app
 from taskwarden.errors import TaskwardenError
 from taskwarden.timevalue import parse_time_value
 
@@ -18,6 +19,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(tasks_app, name="tasks")
+app.add_typer(cat_app, name="cat")
 
 
 def _attributes(pairs: list[str]) -> dict[str, str]:

@@ -100,7 +100,7 @@ def hot_threads_report(request: HotThreadsRequest, work: WorkOnThreads, now_mill
     try:
         before = _thread_times(natives)
         before_procs = _process_times(workers)
-        loop_tasks = _watch_event_loop(work.loop, request.interval_nanos / 1e9)
+        loop_tasks = _watch_event_loop(work.loop, work.loop_thread, request.interval_nanos / 1e9)
         after = _thread_times(natives)
         after_procs = _process_times(workers)
         labels = work.thread_tasks()
@@ -194,13 +194,19 @@ def _process_times(pids: Mapping[int, str]) -> dict[int, int]:
     return times
 
 
-def _watch_event_loop(loop: asyncio.AbstractEventLoop, seconds: float) -> list[str | None]:
+def _watch_event_loop(
+    loop: asyncio.AbstractEventLoop, loop_thread: int, seconds: float
+) -> list[str | None]:
     """Every 2 ms for ``seconds``: the asyncio task the event loop runs (None between tasks)."""
     seen: list[str | None] = []
     deadline = time.monotonic() + seconds
     while (left := deadline - time.monotonic()) > 0:
         current = asyncio.current_task(loop)
-        seen.append(None if current is None else _describe_asyncio_task(current))
+        if current is None:
+            seen.append(None)
+        else:
+            frame = sys._current_frames().get(loop_thread)
+            seen.append(_describe_asyncio_task(current, frame))
         time.sleep(min(left, _LOOP_SAMPLE_S))
     return seen
 
@@ -282,13 +288,9 @@ def _shared_bottom(left: tuple[str, ...], right: tuple[str, ...]) -> int:
     return shared
 
 
-def _describe_asyncio_task(task: asyncio.Task[object]) -> str:
-    """The task's name and the innermost coroutine of its await chain."""
-    coro: object = task.get_coro()
-    while (inner := getattr(coro, "cr_await", None)) is not None and hasattr(inner, "cr_code"):
-        coro = inner
-    code = getattr(coro, "cr_code", None)
-    where = f" in {code.co_qualname}" if code is not None else ""
+def _describe_asyncio_task(task: asyncio.Task[object], frame: FrameType | None) -> str:
+    """The running task's name and the function the event-loop thread is in."""
+    where = f" in {frame.f_code.co_qualname}" if frame is not None else ""
     return f"{task.get_name()}{where}"
 
 

@@ -14,6 +14,7 @@ from taskwarden.cluster.transport import INTERNAL_PREFIX
 from taskwarden.errors import IllegalArgumentError, MethodNotAllowedError
 from taskwarden.http.context import Handler, Reply, RestContext, es_endpoint
 from taskwarden.http.routes import actions, cat, hot_threads, internal, metrics, nodes, tasks
+from taskwarden.http.routes.ui import ui_routes
 
 __all__ = ["build_app"]
 
@@ -106,7 +107,7 @@ def _fallback(routes: list[Route]) -> Route:
 def build_app(cluster: ClusterService, extra_routes: list[BaseRoute] | None = None) -> Starlette:
     """The ASGI app of one node."""
     routes = _api_routes()
-    table: list[BaseRoute] = [*routes, *(extra_routes or []), _fallback(routes)]
+    table: list[BaseRoute] = [*routes, *ui_routes(), *(extra_routes or []), _fallback(routes)]
     app = Starlette(routes=table)
     app.state.cluster = cluster
     return app

@@ -279,12 +279,21 @@ TASK_COLUMNS: list[CatColumn] = [
     CatColumn("x_opaque_id", ("x",), "X-Opaque-ID header", False),
     # ES's own description text for this column.
     CatColumn("description", ("desc",), "task action", True),
+    # taskwarden's own, after Elasticsearch's columns: resource_stats of detailed task info.
+    CatColumn("cpu_time", ("cpu",), "CPU time used by the task (with detailed)", False,
+              numeric=True, time=True, right_align=True),
+    CatColumn("memory", ("mem",), "resident memory of the task's worker process (with detailed)",
+              False, numeric=True, right_align=True),
 ]
 
 
+_DETAILED_ONLY = frozenset({"description", "cpu_time", "memory"})
+
+
 def task_table(*, detailed: bool) -> CatTable:
-    """The ``_cat/tasks`` table; as in ES the description column exists only when detailed."""
-    return CatTable([c for c in TASK_COLUMNS if detailed or c.name != "description"])
+    """The ``_cat/tasks`` table; as in ES the description column (and, here, the resource
+    columns) exist only when detailed."""
+    return CatTable([c for c in TASK_COLUMNS if detailed or c.name not in _DETAILED_ONLY])
 
 
 @dataclass(frozen=True)
@@ -329,6 +338,9 @@ def _task_row(
     }
     if detailed:
         row["description"] = info.description
+        total = (info.resource_stats or {}).get("total") or {}
+        row["cpu_time"] = total.get("cpu_time_in_nanos")
+        row["memory"] = total.get("memory_in_bytes")
     return row
 
 

@@ -22,6 +22,7 @@ from taskwarden.runtime.executors.processes import ProcessExecutor
 from taskwarden.runtime.executors.threads import ThreadExecutor
 from taskwarden.runtime.handle import AsyncTaskHandle, ChildLauncher, ThreadTaskHandle
 from taskwarden.runtime.registry import ActionRegistry, ActionSpec
+from taskwarden.runtime.resources import TaskUsage, timed_steps
 from taskwarden.tasks import (
     EMPTY_TASK_ID,
     NODE_SHUTTING_DOWN,
@@ -113,6 +114,7 @@ class ActionRunner:
         loop = asyncio.get_running_loop()
         outcome: asyncio.Future[Outcome] = loop.create_future()
         handle = AsyncTaskHandle(task, self.launcher, self.threads, self.processes)
+        task.resource_stats = TaskUsage()
         # Named after the task: hot threads reports which task the event loop is busy with.
         job = loop.create_task(
             self._execute(task, spec, params, handle, finisher, outcome),
@@ -206,7 +208,11 @@ class ActionRunner:
     ) -> Outcome:
         try:
             if spec.executor == "async":
-                response = await spec.fn(handle, **params)
+                usage = task.resource_stats
+                work = spec.fn(handle, **params)
+                response = await (
+                    timed_steps(work, usage) if isinstance(usage, TaskUsage) else work
+                )
             elif spec.executor == "thread":
                 thread_handle = ThreadTaskHandle(task, self.launcher, asyncio.get_running_loop())
                 call = functools.partial(spec.fn, thread_handle, **params)

@@ -254,12 +254,13 @@ def test_help_of_task_table_follows_detailed() -> None:
     body, _ = render(task_table(detailed=False), [], help=True)
     lines = body.splitlines()
     assert [line.split(" | ")[0].strip() for line in lines] == [
-        c.name for c in TASK_COLUMNS if c.name != "description"
+        c.name for c in TASK_COLUMNS if c.name not in ("description", "cpu_time", "memory")
     ]
     assert lines[0] == "id              |               | id of the task with the node"
     assert "timestamp       | ts,hms,hhmmss | start time in HH:MM:SS      " in lines
     body, _ = render(task_table(detailed=True), [], help=True)
-    assert body.splitlines()[-1].startswith("description     | desc          | task action")
+    names = [line.split(" | ")[0].strip() for line in body.splitlines()]
+    assert names[-3:] == ["description", "cpu_time", "memory"]
 
 
 # ------------------------------------------------------------------------------- formats
@@ -406,6 +407,9 @@ def test_task_columns_match_the_reference() -> None:
         ("version", ("v",), False),
         ("x_opaque_id", ("x",), False),
         ("description", ("desc",), True),
+        # taskwarden's resource columns follow Elasticsearch's.
+        ("cpu_time", ("cpu",), False),
+        ("memory", ("mem",), False),
     ]
 
 

@@ -36,6 +36,7 @@ from taskwarden.errors import (
     es_type_of,
 )
 from taskwarden.runtime.executors import _process_worker
+from taskwarden.runtime.resources import TaskUsage
 from taskwarden.tasks import NODE_SHUTTING_DOWN, CancellableTask, CancelReason, Task
 
 __all__ = ["ProcessExecutor"]
@@ -157,6 +158,9 @@ class _Worker:
         finally:
             child_conn.close()
         self._process, self._conn, self.pid = process, parent_conn, process.pid
+        usage = self.task.resource_stats
+        if isinstance(usage, TaskUsage) and process.pid is not None:
+            usage.process_started(process.pid)
         os.set_blocking(parent_conn.fileno(), False)
         self.loop.add_reader(parent_conn.fileno(), self._on_readable)
         self.loop.add_reader(process.sentinel, self._on_exit)
@@ -281,6 +285,9 @@ class _Worker:
         process, conn = self._process, self._conn
         assert process is not None and conn is not None
         self._exited = True
+        usage = self.task.resource_stats
+        if isinstance(usage, TaskUsage):
+            usage.process_ended()
         for timer in self._timers:
             timer.cancel()
         self.loop.remove_reader(process.sentinel)

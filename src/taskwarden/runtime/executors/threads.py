@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from taskwarden.errors import RejectedExecutionError
+from taskwarden.runtime.resources import TaskUsage
 from taskwarden.tasks import Task
 
 __all__ = ["ThreadExecutor"]
@@ -56,9 +57,14 @@ class ThreadExecutor:
             return fn(*args)
         ident = threading.get_ident()
         self._by_thread[ident] = task
+        usage = task.resource_stats if isinstance(task.resource_stats, TaskUsage) else None
+        if usage is not None:
+            usage.thread_started()
         try:
             return fn(*args)
         finally:
+            if usage is not None:
+                usage.thread_ended()
             self._by_thread.pop(ident, None)
 
     def _done(self, _: asyncio.Future[Any]) -> None:
