@@ -29,18 +29,22 @@ class TaskUsage:
         self.loop_cpu = 0
         self.thread_cpu = 0
         self.thread_runs = 0
-        self._live: dict[int, tuple[int, int]] = {}
+        # Worker threads running the task now; created on first use (most tasks never need it).
+        self._live: dict[int, tuple[int, int]] | None = None
         self._pid: int | None = None
         self._process: tuple[int, int] | None = None
 
     def thread_started(self) -> None:
         """Called on the worker thread as it starts running the task."""
         clock = time.pthread_getcpuclockid(threading.get_ident())
+        if self._live is None:
+            self._live = {}
         self._live[threading.get_ident()] = (clock, time.clock_gettime_ns(clock))
         self.thread_runs += 1
 
     def thread_ended(self) -> None:
         """Called on the worker thread as it finishes running the task."""
+        assert self._live is not None
         clock, started = self._live.pop(threading.get_ident())
         self.thread_cpu += time.clock_gettime_ns(clock) - started
 
@@ -54,7 +58,8 @@ class TaskUsage:
 
     def __call__(self) -> dict[str, Any]:
         cpu = self.loop_cpu + self.thread_cpu
-        for clock, started in list(self._live.values()):
+        live = list(self._live.values()) if self._live else []
+        for clock, started in live:
             try:
                 cpu += time.clock_gettime_ns(clock) - started
             except OSError:
@@ -67,7 +72,7 @@ class TaskUsage:
             total["memory_in_bytes"] = self._process[1]
         return {
             "total": total,
-            "thread_info": {"thread_executions": self.thread_runs, "active_threads": len(self._live)},
+            "thread_info": {"thread_executions": self.thread_runs, "active_threads": len(live)},
         }
 
     def _read_process(self) -> None:
