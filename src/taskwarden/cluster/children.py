@@ -8,7 +8,6 @@ one per child (a tree of thousands of children would otherwise spend its cancel 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -21,8 +20,6 @@ from taskwarden.runtime.runner import Outcome
 from taskwarden.tasks import CancelReason, Task, TaskId
 
 __all__ = ["MAX_BATCH_BYTES", "MAX_BATCH_CHILDREN", "ChildRun", "RemoteChildren"]
-
-log = logging.getLogger(__name__)
 
 MAX_BATCH_CHILDREN = 1000
 # Well under the request body limit of the receiving node.

@@ -33,6 +33,7 @@ __all__ = ["WorkOnThreads", "hot_threads_report"]
 _SNAPSHOT_GAP_S = 0.01
 _LOOP_SAMPLE_S = 0.002
 _SAMPLING_SWITCH_S = 0.0002
+_SAMPLING = threading.Lock()
 # Frames where a thread waits for work: such a thread is idle, whatever it did before.
 _IDLE_FRAMES = frozenset({
     ("threading.py", "wait"),
@@ -93,20 +94,25 @@ def hot_threads_report(request: HotThreadsRequest, work: WorkOnThreads, now_mill
             threads[live.ident] = live
             natives[live.native_id] = live.ident
     workers = dict(work.process_tasks())
-    switch_interval = sys.getswitchinterval()
-    # Threads hand over the interpreter lock often while sampling: samples then land where a
-    # thread really is, not only where it happens to release the lock.
-    sys.setswitchinterval(_SAMPLING_SWITCH_S)
-    try:
-        before = _thread_times(natives)
-        before_procs = _process_times(workers)
-        loop_tasks = _watch_event_loop(work.loop, work.loop_thread, request.interval_nanos / 1e9)
-        after = _thread_times(natives)
-        after_procs = _process_times(workers)
-        labels = work.thread_tasks()
-        stacks = _snapshots(request.snapshots)
-    finally:
-        sys.setswitchinterval(switch_interval)
+    # One sampling at a time: the switch interval is process-wide, and concurrent runs would
+    # restore each other's values.
+    with _SAMPLING:
+        switch_interval = sys.getswitchinterval()
+        # Threads hand over the interpreter lock often while sampling: samples then land where
+        # a thread really is, not only where it happens to release the lock.
+        sys.setswitchinterval(_SAMPLING_SWITCH_S)
+        try:
+            before = _thread_times(natives)
+            before_procs = _process_times(workers)
+            loop_tasks = _watch_event_loop(
+                work.loop, work.loop_thread, request.interval_nanos / 1e9
+            )
+            after = _thread_times(natives)
+            after_procs = _process_times(workers)
+            labels = work.thread_tasks()
+            stacks = _snapshots(request.snapshots)
+        finally:
+            sys.setswitchinterval(switch_interval)
 
     hot: list[_Hot] = []
     for native, ident in natives.items():
