@@ -13,6 +13,7 @@ import orjson
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from taskwarden.cluster.service import ClusterService
 from taskwarden.errors import (
@@ -58,6 +59,8 @@ class Reply:
     text: str | None = None
     content_type: str = "text/plain; charset=UTF-8"
     stream: AsyncIterator[bytes] | None = None
+    # Called once a stream's response is over, finished or cut off (even before it started).
+    on_close: Callable[[], None] | None = None
     raw: bytes | None = None
 
 
@@ -210,8 +213,8 @@ def es_endpoint(
         if reply.raw is not None:
             return Response(reply.raw, status_code=reply.status, media_type=reply.content_type)
         if reply.stream is not None:
-            return StreamingResponse(reply.stream, status_code=reply.status,
-                                     media_type=reply.content_type)
+            return _ClosingStream(reply.stream, reply.on_close, status_code=reply.status,
+                                  media_type=reply.content_type)
         if reply.text is not None:
             headers = {"X-Elastic-Product": "Elasticsearch"}
             if opaque_id is not None:
@@ -228,6 +231,25 @@ def es_endpoint(
         )
 
     return endpoint
+
+
+class _ClosingStream(StreamingResponse):
+    """A streamed answer that runs ``on_close`` however it ends: a client that goes away before
+    the first chunk never starts the body's generator, so its own ``finally`` cannot be relied on."""
+
+    def __init__(
+        self, content: AsyncIterator[bytes], on_close: Callable[[], None] | None, *,
+        status_code: int, media_type: str,
+    ) -> None:
+        super().__init__(content, status_code=status_code, media_type=media_type)
+        self._on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if self._on_close is not None:
+                self._on_close()
 
 
 def _error(

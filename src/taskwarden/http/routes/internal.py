@@ -161,24 +161,21 @@ async def run_children_on_node(ctx: RestContext) -> Reply:
     client = ctx.request.client
     channel = f"{client.host}:{client.port}" if client else "unknown"
     gone = CancelReason(f"http channel [{channel}] closed", CancelSource.CLIENT_DISCONNECT)
-    return Reply(None, stream=_ndjson_ends(run, gone), content_type="application/x-ndjson")
+    return Reply(
+        None, stream=_ndjson_ends(run), content_type="application/x-ndjson",
+        on_close=lambda: run.cancel_running(gone),
+    )
 
 
-async def _ndjson_ends(run: ChildRun, gone: CancelReason) -> AsyncIterator[bytes]:
-    ended = False
-    try:
-        async for group in run.ends():
-            lines = bytearray()
-            for index, outcome in group:
-                if outcome.error is None:
-                    line: dict[str, Any] = {"i": index, "response": outcome.response}
-                else:
-                    error = outcome.error
-                    line = {"i": index, "error": error.to_dict(), "status": error.http_status}
-                lines += orjson.dumps(line, option=orjson.OPT_NON_STR_KEYS)
-                lines += b"\n"
-            yield bytes(lines)
-        ended = True
-    finally:
-        if not ended:
-            run.cancel_running(gone)
+async def _ndjson_ends(run: ChildRun) -> AsyncIterator[bytes]:
+    async for group in run.ends():
+        lines = bytearray()
+        for index, outcome in group:
+            if outcome.error is None:
+                line: dict[str, Any] = {"i": index, "response": outcome.response}
+            else:
+                error = outcome.error
+                line = {"i": index, "error": error.to_dict(), "status": error.http_status}
+            lines += orjson.dumps(line, option=orjson.OPT_NON_STR_KEYS)
+            lines += b"\n"
+        yield bytes(lines)
