@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from nodeproc import NodeProcess
 
+from taskwarden.cli.main import task_ids_as_arguments
 from taskwarden.cli.render import progress_of
 
 URL_ENV = "TASKWARDEN_URL"
@@ -334,3 +335,22 @@ def test_cat_tasks_passes_parameters_through(shared_node: NodeProcess) -> None:
 def test_progress_convention(status: Any, expected: tuple[float, str] | None) -> None:
     progress = progress_of(status)
     assert (None if progress is None else (progress.fraction, progress.label)) == expected
+
+
+def test_task_ids_starting_with_a_dash_are_arguments(node: NodeProcess) -> None:
+    dashed = "-AAAAAAAAAAAAAAAAAAAAA:1"  # node ids are url-safe base64 and may start with "-"
+    result = run_cli("tasks", "get", dashed, "--url", node.url)
+    assert result.returncode == 1, result.stderr
+    assert "resource_not_found_exception" in result.stderr
+    listed = run_cli("tasks", "list", "--parent-task-id", dashed, "--url", node.url, "--json")
+    assert listed.returncode == 0, listed.stderr
+
+
+def test_dashed_ids_move_after_the_double_dash() -> None:
+    dashed = "-AAAAAAAAAAAAAAAAAAAAA:7"
+    assert task_ids_as_arguments(["tasks", "watch", dashed, "--count", "2"]) == [
+        "tasks", "watch", "--count", "2", "--", dashed,
+    ]
+    untouched = ["tasks", "list", "--parent-task-id", dashed]
+    assert task_ids_as_arguments(untouched) == untouched
+    assert task_ids_as_arguments(["tasks", "get", "--", dashed]) == ["tasks", "get", "--", dashed]

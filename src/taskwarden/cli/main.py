@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -99,5 +101,24 @@ def _root() -> None:
     """taskwarden: tasks you can see and cancel, over the Elasticsearch Task Management API."""
 
 
+# A task id is a 22-character url-safe base64 node id, a colon and a number; a node id may start
+# with "-", and the command line would then read the id as an option.
+_DASHED_TASK_ID = re.compile(r"-[A-Za-z0-9_-]{21}:\d+")
+
+
+def task_ids_as_arguments(argv: list[str]) -> list[str]:
+    """Move task ids that start with ``-`` after ``--``, where they read as arguments."""
+    if "--" in argv:
+        return argv
+    dashed = {
+        i for i, arg in enumerate(argv)
+        if _DASHED_TASK_ID.fullmatch(arg) and (i == 0 or argv[i - 1] != "--parent-task-id")
+    }
+    if not dashed:
+        return argv
+    kept = [arg for i, arg in enumerate(argv) if i not in dashed]
+    return [*kept, "--", *(argv[i] for i in sorted(dashed))]
+
+
 def main() -> None:
-    app()
+    app(args=task_ids_as_arguments(sys.argv[1:]), prog_name="taskwarden")
