@@ -94,7 +94,14 @@ class RemoteChildren:
             batch = _Batch(node, parent)
             self._filling[key] = batch
             asyncio.get_running_loop().call_soon(self._send, key, batch)
-        return await batch.add(action, params)
+        answer = batch.add(action, params)
+        del batch
+        try:
+            return await answer
+        finally:
+            # The child's error keeps this frame in its traceback; the frame must not keep the
+            # future that holds the error, or only a full collection could free them.
+            del answer
 
     def node_gone(self, node_id: str, reason: str) -> None:
         """Children on a node declared gone end now, with a node failure, even if it hangs."""

@@ -7,6 +7,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from taskwarden.runtime.resources import TaskUsage
 from taskwarden.tasks import CancellableTask, Task, TaskId
 
 if TYPE_CHECKING:
@@ -107,6 +108,12 @@ class AsyncTaskHandle(TaskHandle):
         # spawned from a side task does not shield the action's main coroutine from its cancel.
         self._shields: dict[asyncio.Task[Any] | None, int] = {}
 
+    @property
+    def resource_usage(self) -> TaskUsage | None:
+        """The task's usage counters (steps of its coroutine among them), if it has them."""
+        usage = self._task.resource_stats
+        return usage if isinstance(usage, TaskUsage) else None
+
     def shields(self, job: asyncio.Task[Any]) -> bool:
         """True while ``job`` waits on work that must finish before the task can end."""
         return self._shields.get(job, 0) > 0
@@ -152,6 +159,10 @@ class AsyncTaskHandle(TaskHandle):
             depth = self._shields.pop(owner) - 1
             if depth:
                 self._shields[owner] = depth
+            # An error leaving here keeps this frame in its traceback, and both tasks hold the
+            # error: without these references the frame closes no cycle, and the error is freed
+            # by reference counting instead of waiting for a full collection.
+            del future, owner
 
     async def run_in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking ``fn(thread_handle, *args)`` in the node's thread pool until it ends."""

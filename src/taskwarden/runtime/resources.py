@@ -23,10 +23,11 @@ T = TypeVar("T")
 class TaskUsage:
     """One task's usage so far; calling it gives the ``resource_stats`` object."""
 
-    __slots__ = ("_live", "_pid", "_process", "loop_cpu", "thread_cpu", "thread_runs")
+    __slots__ = ("_live", "_pid", "_process", "loop_cpu", "loop_steps", "thread_cpu", "thread_runs")
 
     def __init__(self) -> None:
         self.loop_cpu = 0
+        self.loop_steps = 0
         self.thread_cpu = 0
         self.thread_runs = 0
         # Worker threads running the task now; created on first use (most tasks never need it).
@@ -101,6 +102,7 @@ class _TimedSteps:
         sent: Any = None
         thrown: BaseException | None = None
         while True:
+            usage.loop_steps += 1
             started = time.thread_time_ns()
             try:
                 yielded = inner.send(sent) if thrown is None else inner.throw(thrown)
@@ -109,6 +111,8 @@ class _TimedSteps:
                 return done.value
             except BaseException:
                 usage.loop_cpu += time.thread_time_ns() - started
+                # Often the very error thrown in: this frame must not hold it as it leaves.
+                sent = thrown = None
                 raise
             usage.loop_cpu += time.thread_time_ns() - started
             try:

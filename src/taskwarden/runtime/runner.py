@@ -246,11 +246,19 @@ class ActionRunner:
         reason: CancelReason,
         delay: float,
         started: float,
+        steps_seen: int = -1,
     ) -> None:
-        """Cancel the action's coroutine, and again until it ends: a coroutine may swallow one."""
+        """Cancel the action's coroutine, and again until it ends: a coroutine may swallow one.
+
+        Again only if the coroutine has run since the last cancel: one still waiting (say on a
+        gather of thousands of children that are stopping) has not swallowed anything, and each
+        cancel would be passed on to every child once more.
+        """
         if job.done():
             return
-        if not handle.shields(job):
+        usage = handle.resource_usage
+        steps = usage.loop_steps if usage is not None else steps_seen - 1
+        if steps != steps_seen and not handle.shields(job):
             job.cancel(f"task cancelled [{reason}]")
         loop = job.get_loop()
         if delay >= 1.0 and loop.time() - started > _STUCK_AFTER_S:
@@ -258,7 +266,8 @@ class ActionRunner:
                         loop.time() - started)
             started = loop.time()
         loop.call_later(
-            delay, self._cancel_coroutine, job, handle, reason, min(delay * 2, 1.0), started
+            delay, self._cancel_coroutine, job, handle, reason, min(delay * 2, 1.0), started,
+            steps,
         )
 
     async def wait_all(self, timeout: float) -> bool:
@@ -297,6 +306,11 @@ class LocalLauncher:
         outcome = await self._runner.run(
             action, params, parent_id=parent.id, headers=parent.headers, type="direct"
         )
-        if outcome.error is not None:
-            raise outcome.error
-        return outcome.response
+        error = outcome.error
+        if error is None:
+            return outcome.response
+        del outcome
+        try:
+            raise error
+        finally:
+            del error  # this frame, in the error's traceback, must not hold the error itself
