@@ -34,7 +34,9 @@ class _Batch:
     def __init__(self, node: NodeInfo, parent: ParentRef) -> None:
         self.node = node
         self.parent = parent
-        self.children: list[tuple[str, dict[str, Any]]] = []
+        # Params encoded once, as they are added: their size bounds the batch, and the request
+        # embeds the bytes as they are.
+        self.children: list[tuple[str, orjson.Fragment]] = []
         self.futures: list[asyncio.Future[Any]] = []
         self.size = 0
         self.reader: asyncio.Task[None] | None = None
@@ -45,9 +47,10 @@ class _Batch:
 
     def add(self, action: str, params: dict[str, Any]) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.children.append((action, params))
+        encoded = orjson.dumps(params, option=orjson.OPT_NON_STR_KEYS)
+        self.children.append((action, orjson.Fragment(encoded)))
         self.futures.append(future)
-        self.size += len(action) + len(orjson.dumps(params, option=orjson.OPT_NON_STR_KEYS))
+        self.size += len(action) + len(encoded)
         future.add_done_callback(self._on_waiter_done)
         return future
 

@@ -7,7 +7,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from taskwarden.cluster.children import ChildRun
 from taskwarden.cluster.local import LocalNode
@@ -39,6 +39,8 @@ from taskwarden.tasks import CancellationService, CancelReason, Task, TaskId, Ta
 __all__ = ["ClusterService"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 LocalOp = Callable[[], Awaitable[NodeTasksResult]]
 RemoteOp = Callable[[NodeInfo, ParentRef], Awaitable[NodeTasksResult]]
@@ -103,44 +105,49 @@ class ClusterService:
 
     async def nodes_stats(self, nodes: Sequence[NodeInfo]) -> dict[str, dict[str, Any]]:
         """Each node's own figures (``_cat/nodes``); a node that does not answer has none."""
+        answers = await self._ask_each(
+            nodes, lambda node: _async_value(node_stats(node)), self.transport.node_stats
+        )
+        return {
+            node.node_id: answer for node, answer in answers
+            if not isinstance(answer, TaskwardenError)
+        }
 
-        async def one(node: NodeInfo) -> dict[str, Any]:
-            if node.node_id == self.node_id:
-                return node_stats(node)
-            return await self.transport.node_stats(node)
-
-        answers = await asyncio.gather(*(one(n) for n in nodes), return_exceptions=True)
-        stats: dict[str, dict[str, Any]] = {}
+    async def _ask_each(
+        self,
+        nodes: Sequence[NodeInfo],
+        here: Callable[[NodeInfo], Awaitable[T]],
+        remote: Callable[[NodeInfo], Awaitable[T]],
+    ) -> list[tuple[NodeInfo, T | TaskwardenError]]:
+        """Ask every node at once (this one directly, the others over HTTP); a node's
+        TaskwardenError is its answer, any other exception is a bug and is raised."""
+        answers = await asyncio.gather(
+            *(here(n) if n.node_id == self.node_id else remote(n) for n in nodes),
+            return_exceptions=True,
+        )
+        paired: list[tuple[NodeInfo, T | TaskwardenError]] = []
         for node, answer in zip(nodes, answers, strict=True):
-            if isinstance(answer, dict):
-                stats[node.node_id] = answer
-            elif not isinstance(answer, TaskwardenError) and isinstance(answer, BaseException):
+            if isinstance(answer, BaseException) and not isinstance(answer, TaskwardenError):
                 raise answer
-        return stats
+            paired.append((node, answer))
+        return paired
 
     # hot threads -----------------------------------------------------------------------
 
     async def hot_threads(self, request: HotThreadsRequest, selectors: Sequence[str]) -> str:
         """Every selected node's report in its ``:::`` block; a node that fails says why."""
-
-        async def one(node: NodeInfo) -> str:
-            if node.node_id == self.node_id:
-                return await self.local_hot_threads(request)
-            return await self.transport.hot_threads(node, request)
-
-        nodes = self.nodes(selectors)
-        reports = await asyncio.gather(*(one(n) for n in nodes), return_exceptions=True)
+        answers = await self._ask_each(
+            self.nodes(selectors),
+            lambda _: self.local_hot_threads(request),
+            lambda node: self.transport.hot_threads(node, request),
+        )
         blocks: list[str] = []
-        for node, report in zip(nodes, reports, strict=True):
-            if isinstance(report, str):
-                blocks.append(node_block(node.hot_threads_header(), report))
-            elif isinstance(report, TaskwardenError):
+        for node, report in answers:
+            if isinstance(report, TaskwardenError):
                 if self.metrics is not None:
                     self.metrics.fan_out_failure(node.node_id)
-                failure = f"node failed to answer: {report.es_type}: {report.reason}"
-                blocks.append(node_block(node.hot_threads_header(), failure))
-            else:
-                raise report
+                report = f"node failed to answer: {report.es_type}: {report.reason}"
+            blocks.append(node_block(node.hot_threads_header(), report))
         return "".join(blocks)
 
     async def local_hot_threads(self, request: HotThreadsRequest) -> str:
@@ -219,21 +226,16 @@ class ClusterService:
     ) -> ClusterTasksResult:
         ref = ParentRef.of(parent)
         result = ClusterTasksResult()
-        answers = await asyncio.gather(
-            *(
-                self.serve_node_request(ref, local_op) if node.node_id == self.node_id
-                else remote_op(node, ref)
-                for node in targets
-            ),
-            return_exceptions=True,
+        answers = await self._ask_each(
+            targets,
+            lambda _: self.serve_node_request(ref, local_op),
+            lambda node: remote_op(node, ref),
         )
-        for node, answer in zip(targets, answers, strict=True):
+        for node, answer in answers:
             if isinstance(answer, TaskwardenError):
                 result.node_failures.append(FailedNodeError(node.node_id, caused_by=answer))
                 if self.metrics is not None:
                     self.metrics.fan_out_failure(node.node_id)
-            elif isinstance(answer, BaseException):
-                raise answer
             else:
                 result.nodes[node.node_id] = node
                 result.tasks.extend(answer.tasks)
@@ -334,3 +336,7 @@ class ClusterService:
         except TaskwardenError:
             # The journal row stays unfinished; the next start of this node reports it failed.
             log.exception("could not store the outcome of task [%s]", task.id)
+
+
+async def _async_value(value: T) -> T:
+    return value

@@ -161,9 +161,10 @@ class NodeTransport:
         await self._call(node, "/bans", {"parent_task_id": str(parent_id), "ban": False}, None, False)
 
     async def run_children(
-        self, node: NodeInfo, parent: ParentRef, children: list[tuple[str, dict[str, Any]]]
+        self, node: NodeInfo, parent: ParentRef, children: list[tuple[str, orjson.Fragment]]
     ) -> AsyncIterator[list[dict[str, Any]]]:
-        """Run ``children`` on ``node`` under ``parent``; yields their ends as they come.
+        """Run ``children`` (action, encoded params) on ``node`` under ``parent``; yields their
+        ends as they come.
 
         One streamed request carries a whole batch: each line of the answer is one child's
         ``{"i": index, "response": ...}`` or ``{"i": index, "error": ..., "status": ...}``.

@@ -26,6 +26,7 @@ import psutil
 
 from taskwarden.diagnostics.request import HotThreadsRequest
 from taskwarden.errors import IllegalArgumentError
+from taskwarden.tasks.info import format_iso_millis
 from taskwarden.timevalue import format_time_value
 
 __all__ = ["WorkOnThreads", "hot_threads_report"]
@@ -137,7 +138,7 @@ def hot_threads_report(request: HotThreadsRequest, work: WorkOnThreads, now_mill
     if request.ignore_idle_threads:
         hot = [h for h in hot if not _idle(h, stacks, request.type)]
     lines = [
-        f"Hot threads at {_iso(now_millis)}, interval={format_time_value(interval)}, "
+        f"Hot threads at {format_iso_millis(now_millis)}, interval={format_time_value(interval)}, "
         f"busiestThreads={request.threads}, ignoreIdleThreads="
         f"{'true' if request.ignore_idle_threads else 'false'}:",
         "",
@@ -325,8 +326,3 @@ def _process_stack(pid: int) -> list[str]:
         reason = (dumped.stderr or dumped.stdout).strip().splitlines()[-1:] or ["unknown error"]
         return [f"  (py-spy could not sample process {pid}: {reason[0]})"]
     return ["  py-spy dump:"] + [f"    {line}" for line in dumped.stdout.splitlines() if line]
-
-
-def _iso(epoch_millis: int) -> str:
-    moment = time.gmtime(epoch_millis / 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", moment) + f".{epoch_millis % 1000:03d}Z"

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 import pytest
 
 from taskwarden.cluster.children import MAX_BATCH_CHILDREN, RemoteChildren
@@ -23,13 +24,13 @@ class ScriptedTransport(NodeTransport):
 
     def __init__(self) -> None:
         super().__init__("secret")
-        self.batches: list[list[tuple[str, dict[str, Any]]]] = []
+        self.batches: list[list[tuple[str, orjson.Fragment]]] = []
         self.release = asyncio.Event()
         self.sent = asyncio.Event()
         self.end_early = False
 
     async def run_children(
-        self, node: NodeInfo, parent: ParentRef, children: list[tuple[str, dict[str, Any]]]
+        self, node: NodeInfo, parent: ParentRef, children: list[tuple[str, orjson.Fragment]]
     ) -> AsyncIterator[list[dict[str, Any]]]:
         self.batches.append(children)
         self.sent.set()
@@ -43,7 +44,7 @@ class ScriptedTransport(NodeTransport):
                     "type": "task_cancelled_exception", "reason": "task cancelled [by user request]"
                 }})
             else:
-                lines.append({"i": index, "response": params})
+                lines.append({"i": index, "response": orjson.loads(orjson.dumps(params))})
         yield lines
 
 
