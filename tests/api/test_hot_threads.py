@@ -23,6 +23,13 @@ def busy_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NodePr
         for executor in ("thread", "async", "process")
     }
     node.wait_until(lambda: len(node.running("test:sleep")) == 3, message="busy tasks not running")
+    # A worker process starts after its task registers: wait until it reports its memory.
+    node.wait_until(
+        lambda: "memory_in_bytes" in (
+            node.get(f"/_tasks/{ids['process']}").json()["task"].get("resource_stats") or {}
+        ).get("total", {}),
+        timeout=60, message="worker process not started",
+    )
     try:
         yield node, ids
     finally:
