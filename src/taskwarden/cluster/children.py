@@ -8,6 +8,7 @@ one per child (a tree of thousands of children would otherwise spend its cancel 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -20,6 +21,8 @@ from taskwarden.runtime.runner import Outcome
 from taskwarden.tasks import CancelReason, Task, TaskId
 
 __all__ = ["MAX_BATCH_BYTES", "MAX_BATCH_CHILDREN", "ChildRun", "RemoteChildren"]
+
+log = logging.getLogger(__name__)
 
 MAX_BATCH_CHILDREN = 1000
 # Well under the request body limit of the receiving node.
@@ -149,6 +152,14 @@ class RemoteChildren:
                 metadata={"node_id": batch.node.node_id},
             ))
             raise
+        except Exception as exc:
+            # A bug must not leave the parent waiting forever on children nobody will report.
+            log.exception("reading child tasks from node [%s] failed", batch.node.node_id)
+            batch.fail_rest(NodeNotConnectedError(
+                f"[{batch.node.name}][{batch.node.http_address}] stream of child tasks failed: "
+                f"{type(exc).__name__}: {exc}",
+                metadata={"node_id": batch.node.node_id},
+            ))
         finally:
             self._sent.discard(batch)
 

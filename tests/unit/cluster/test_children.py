@@ -98,3 +98,16 @@ async def test_a_node_declared_gone_fails_its_waiting_children_at_once() -> None
     with pytest.raises(NodeNotConnectedError, match="left the cluster"):
         await run
     await children.close()
+
+
+async def test_an_unexpected_failure_reading_the_stream_fails_the_children() -> None:
+    class BrokenTransport(ScriptedTransport):
+        async def run_children(
+            self, node: NodeInfo, parent: ParentRef, children: list[tuple[str, orjson.Fragment]]
+        ) -> AsyncIterator[list[dict[str, Any]]]:
+            raise RuntimeError("broken")
+            yield []  # an async generator, like the real one
+
+    children = RemoteChildren(BrokenTransport())
+    with pytest.raises(NodeNotConnectedError, match="RuntimeError: broken"):
+        await asyncio.wait_for(children.run(NODE, PARENT, "ok", {}), 10)
