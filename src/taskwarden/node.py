@@ -10,8 +10,6 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from starlette.applications import Starlette
-
 from taskwarden._version import __version__
 from taskwarden.cluster.children import RemoteChildren
 from taskwarden.cluster.local import LocalNode
@@ -21,7 +19,7 @@ from taskwarden.cluster.remote import ClusterBans, ClusterLauncher
 from taskwarden.cluster.service import ClusterService
 from taskwarden.cluster.transport import NodeTransport
 from taskwarden.errors import TaskwardenError
-from taskwarden.http.app import build_app
+from taskwarden.http.app import NodeApp, build_app
 from taskwarden.metrics import NodeMetrics
 from taskwarden.runtime.builtin.test_sleep import register_test_actions
 from taskwarden.runtime.executors.processes import ProcessExecutor
@@ -116,7 +114,8 @@ class Node:
             register_test_actions(registry)
         self.threads = ThreadExecutor(max_workers=settings.thread_workers)
         self.processes = ProcessExecutor(
-            max_workers=settings.process_workers, default_grace=settings.grace_seconds
+            max_workers=settings.process_workers, default_grace=settings.grace_seconds,
+            preload=settings.apps,
         )
         self.runner = ActionRunner(
             self.manager, registry, threads=self.threads, processes=self.processes
@@ -129,7 +128,7 @@ class Node:
         self.remote_children: RemoteChildren | None = None
         self.heartbeat: Heartbeat | None = None
         self._settling: set[asyncio.Task[None]] = set()
-        self.app: Starlette | None = None
+        self.app: NodeApp | None = None
 
     def local_info(self, port: int) -> NodeInfo:
         return NodeInfo(
@@ -142,7 +141,7 @@ class Node:
             started_millis=self.manager.clock.epoch_millis(),
         )
 
-    async def start(self, port: int | None = None) -> Starlette:
+    async def start(self, port: int | None = None) -> NodeApp:
         """Open the store, settle the previous life's unfinished tasks, build the app."""
         self.store = await ClusterStore.open(self.settings.store_url())
         failed = await self.store.fail_unfinished(self.node_id, outcome_unknown_error(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -34,7 +35,15 @@ from taskwarden.errors import (
 from taskwarden.metrics import NodeMetrics
 from taskwarden.runtime.runner import ActionRunner, Outcome
 from taskwarden.store import ClusterStore
-from taskwarden.tasks import CancellationService, CancelReason, Task, TaskId, TaskManager
+from taskwarden.tasks import (
+    CancellationService,
+    CancelReason,
+    CancelSource,
+    Task,
+    TaskId,
+    TaskInfo,
+    TaskManager,
+)
 
 __all__ = ["ClusterService"]
 
@@ -121,6 +130,13 @@ class ClusterService:
     ) -> list[tuple[NodeInfo, T | TaskwardenError]]:
         """Ask every node at once (this one directly, the others over HTTP); a node's
         TaskwardenError is its answer, any other exception is a bug and is raised."""
+        if len(nodes) == 1:
+            # Awaited in place: gather would wrap it in a task and cost the answer a loop turn.
+            node = nodes[0]
+            try:
+                return [(node, await (here(node) if node.node_id == self.node_id else remote(node)))]
+            except TaskwardenError as failure:
+                return [(node, failure)]
         answers = await asyncio.gather(
             *(here(n) if n.node_id == self.node_id else remote(n) for n in nodes),
             return_exceptions=True,
@@ -287,14 +303,21 @@ class ClusterService:
         task = self.runner.register(spec, params, headers=headers)
         if not background:
             return task, self.runner.launch(task, spec, params)
+        # The task starts while its journal row is written; its id is handed out only once the
+        # row is committed, and its outcome is stored only after the row.
+        info = _stored_info(task)
+        journal = asyncio.ensure_future(self.store.journal_task(str(task.id), self.node_id, info))
+        finisher = functools.partial(self._store_outcome, journal)
+        outcome = self.runner.launch(task, spec, params, finisher=finisher)
         try:
-            info = task.info(detailed=True).to_dict()
-            info.pop("cancelled", None)  # stored task info carries no ``cancelled``, as in ES's .tasks
-            await self.store.journal_task(str(task.id), self.node_id, info)
-        except BaseException:
-            self.manager.unregister(task)
+            await asyncio.shield(journal)
+        except asyncio.CancelledError:
             raise
-        return task, self.runner.launch(task, spec, params, finisher=self._store_outcome)
+        except BaseException as failure:
+            reason = CancelReason(f"its start could not be recorded: {failure}", CancelSource.USER)
+            await self.cancellation.cancel(task, reason)
+            raise
+        return task, outcome
 
     def start_children(
         self, parent: ParentRef, children: list[tuple[str, dict[str, Any]]]
@@ -321,21 +344,38 @@ class ClusterService:
         self._background.add(job)
         job.add_done_callback(self._background.discard)
 
-    async def _store_outcome(self, task: Task, outcome: Outcome) -> None:
-        info = task.info(detailed=True).to_dict()
-        info.pop("cancelled", None)
+    def _store_outcome(
+        self, journal: asyncio.Future[None], task: Task, outcome: Outcome
+    ) -> Awaitable[None]:
+        """Called before ``task`` unregisters: until stored, its outcome is answered from memory."""
+        info = _stored_info(task)
+        error = None if outcome.error is None else outcome.error.to_dict()
+        key = str(task.id)
+        self.local.finishing[key] = GetResult(
+            completed=True, task=TaskInfo.from_dict(info), error=error,
+            response=outcome.response, has_response=error is None,
+        )
+        return self._write_outcome(journal, key, info, outcome.response, error)
+
+    async def _write_outcome(
+        self, journal: asyncio.Future[None], key: str, info: dict[str, Any], response: Any,
+        error: dict[str, Any] | None,
+    ) -> None:
         try:
-            if outcome.error is not None:
-                await self.store.store_result(
-                    str(task.id), self.node_id, info, error=outcome.error.to_dict()
-                )
-            else:
-                await self.store.store_result(
-                    str(task.id), self.node_id, info, response=outcome.response
-                )
+            await asyncio.shield(journal)
+            await self.store.store_result(key, self.node_id, info, response=response, error=error)
         except TaskwardenError:
             # The journal row stays unfinished; the next start of this node reports it failed.
-            log.exception("could not store the outcome of task [%s]", task.id)
+            log.exception("could not store the outcome of task [%s]", key)
+        finally:
+            self.local.finishing.pop(key, None)
+
+
+def _stored_info(task: Task) -> dict[str, Any]:
+    """The task as stored: no ``cancelled`` field, as in Elasticsearch's ``.tasks`` index."""
+    info = task.info(detailed=True).to_dict()
+    info.pop("cancelled", None)
+    return info
 
 
 async def _async_value(value: T) -> T:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import re
+from collections.abc import Awaitable, Callable, Collection
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from taskwarden.cluster.service import ClusterService
 from taskwarden.cluster.transport import INTERNAL_PREFIX
@@ -16,7 +18,9 @@ from taskwarden.http.context import Handler, Reply, RestContext, es_endpoint
 from taskwarden.http.routes import actions, cat, hot_threads, internal, metrics, nodes, tasks
 from taskwarden.http.routes.ui import ui_routes
 
-__all__ = ["build_app"]
+__all__ = ["NodeApp", "build_app"]
+
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def _cluster_of(request: Request) -> ClusterService:
@@ -104,11 +108,52 @@ def _fallback(routes: list[Route]) -> Route:
     )
 
 
-def build_app(cluster: ClusterService, extra_routes: list[BaseRoute] | None = None) -> Starlette:
+class NodeApp:
+    """The node's ASGI app: API routes are found by a dictionary lookup (or one regex per route
+    with a path parameter) and served directly; everything else goes through Starlette."""
+
+    def __init__(self, app: Starlette, routes: list[Route]) -> None:
+        self.app = app
+        self.state = app.state
+        self._static: dict[tuple[str, str], Endpoint] = {}
+        self._dynamic: dict[str, list[tuple[re.Pattern[str], Endpoint]]] = {}
+        for route in routes:
+            for method in route.methods or ():
+                if method == "HEAD":
+                    continue  # left to Starlette, which answers HEAD without a body
+                if route.param_convertors:
+                    self._dynamic.setdefault(method, []).append((route.path_regex, route.endpoint))
+                else:
+                    self._static.setdefault((method, route.path), route.endpoint)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            found = self._find(scope["method"], scope["path"])
+            if found is not None:
+                endpoint, path_params = found
+                scope["app"] = self.app
+                scope["path_params"] = path_params
+                response = await endpoint(Request(scope, receive, send))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _find(self, method: str, path: str) -> tuple[Endpoint, dict[str, str]] | None:
+        static = self._static.get((method, path))
+        if static is not None:
+            return static, {}
+        for pattern, endpoint in self._dynamic.get(method, ()):
+            match = pattern.match(path)
+            if match is not None:
+                return endpoint, match.groupdict()
+        return None
+
+
+def build_app(cluster: ClusterService, extra_routes: list[BaseRoute] | None = None) -> NodeApp:
     """The ASGI app of one node."""
     routes = _api_routes()
     table: list[BaseRoute] = [*routes, *ui_routes(), *(extra_routes or []), _fallback(routes)]
     app = Starlette(routes=table)
     app.state.cluster = cluster
-    return app
+    return NodeApp(app, routes)
 

@@ -183,8 +183,9 @@ def es_endpoint(
         except BaseException:
             _GC_PAUSE.release(held)
             raise
-        # The collector catches up once the answer is out (or when the pause expires).
-        response.background = BackgroundTask(_GC_PAUSE.release, held)
+        # The collector catches up once the answer is out (or when the pause expires). A
+        # coroutine, so that the release runs on the loop: a plain function would go to a thread.
+        response.background = BackgroundTask(_release_gc_pause, held)
         return response
 
     async def serve(request: Request) -> Response:
@@ -197,7 +198,9 @@ def es_endpoint(
         pretty = request.query_params.get("pretty") in ("", "true")
         error_trace = request.query_params.get("error_trace") in ("", "true")
         try:
-            params = RequestParams(request.url.path, request.query_params.multi_items(), allowed_set)
+            params = RequestParams(
+                request.scope["path"], request.query_params.multi_items(), allowed_set
+            )
             pretty = params.pretty
             error_trace = params.error_trace
             if params.str("format") == "yaml":  # ES: ?format wins over Accept (_cat renders its own)
@@ -231,6 +234,10 @@ def es_endpoint(
         )
 
     return endpoint
+
+
+async def _release_gc_pause(held: int) -> None:
+    _GC_PAUSE.release(held)
 
 
 class _ClosingStream(StreamingResponse):

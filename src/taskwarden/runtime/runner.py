@@ -49,6 +49,8 @@ class Outcome:
 
 
 Finisher = Callable[[Task, Outcome], Awaitable[None]]
+"""Called with a task's outcome while the task is still registered; what it returns is awaited
+once the task has unregistered (storing an outcome must not hold up those waiting for the end)."""
 
 
 class RunObserver(Protocol):
@@ -151,16 +153,17 @@ class ActionRunner:
         result = Outcome(error=error)
 
         async def finish() -> None:
+            finishing = None if finisher is None else finisher(task, result)
             try:
-                if finisher is not None:
-                    await finisher(task, result)
-            finally:
-                self._running.pop(task.id.id, None)
                 self.manager.unregister(task)
                 if self.observer is not None:
                     self.observer.task_ended(task, result.error)
                 if not outcome.done():
                     outcome.set_result(result)
+                if finishing is not None:
+                    await finishing
+            finally:
+                self._running.pop(task.id.id, None)
 
         self._running[task.id.id] = asyncio.get_running_loop().create_task(finish())
 
@@ -188,12 +191,12 @@ class ActionRunner:
         outcome_future: asyncio.Future[Outcome],
     ) -> None:
         outcome: Outcome | None = None
+        finishing: Awaitable[None] | None = None
         try:
             outcome = await self._call(task, spec, params, handle)
             if finisher is not None:
-                await handle.until_done(finisher(task, outcome))
+                finishing = finisher(task, outcome)
         finally:
-            self._running.pop(task.id.id, None)
             self.manager.unregister(task)
             ended = outcome or Outcome(
                 error=TaskCancelledError(f"task cancelled [{NODE_SHUTTING_DOWN}]")
@@ -202,6 +205,13 @@ class ActionRunner:
                 self.observer.task_ended(task, ended.error)
             if not outcome_future.done():
                 outcome_future.set_result(ended)
+            if finishing is None:
+                self._running.pop(task.id.id, None)
+        if finishing is not None:
+            try:
+                await handle.until_done(finishing)
+            finally:
+                self._running.pop(task.id.id, None)
 
     async def _call(
         self, task: Task, spec: ActionSpec, params: dict[str, Any], handle: AsyncTaskHandle

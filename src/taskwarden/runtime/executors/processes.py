@@ -20,7 +20,7 @@ import pickle
 import signal
 import struct
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import ForkServerContext, ForkServerProcess
 from pathlib import Path
@@ -315,11 +315,17 @@ class _Worker:
 class ProcessExecutor:
     """Runs ``fn(handle, **kwargs)`` in forkserver worker processes, at most ``max_workers``."""
 
-    def __init__(self, *, max_workers: int = 32, default_grace: float = 10.0) -> None:
+    def __init__(
+        self, *, max_workers: int = 32, default_grace: float = 10.0, preload: Sequence[str] = ()
+    ) -> None:
+        """``preload``: modules (the node's ``--app`` modules) the forkserver imports once, so
+        that a worker starts with its action's code loaded instead of importing it each time."""
         self.max_workers = max_workers
         self.default_grace = default_grace
         self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload([_process_worker.__name__, *_main_script_imports()])
+        self._context.set_forkserver_preload(
+            list(dict.fromkeys([_process_worker.__name__, *_main_script_imports(), *preload]))
+        )
         self._control = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="taskwarden-process-control"
         )
