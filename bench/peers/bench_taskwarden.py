@@ -189,11 +189,11 @@ def list_running(worker: WorkerProc, url: str, res: dict[str, Any]) -> None:
         hb = common.wait_running(key)
         assert hb is not None, "a listed job did not start"
     queries: dict[str, Callable[[], Any]] = {
-        "REST `GET /_tasks?actions=peer:long-*`":
+        "REST GET /_tasks?actions=peer:long-*":
             lambda: rest.call("GET", "/_tasks?actions=peer:long-*"),
-        "Python client `list_tasks(actions=\"peer:long-*\")`":
+        "Python client list_tasks(actions=\"peer:long-*\")":
             lambda: client.list_tasks(actions="peer:long-*"),
-        "elasticsearch client `tasks.list(actions=\"peer:long-*\")`":
+        "elasticsearch client tasks.list(actions=\"peer:long-*\")":
             lambda: es.tasks.list(actions="peer:long-*").body,
     }
     for name, query in queries.items():

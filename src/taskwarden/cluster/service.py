@@ -303,12 +303,14 @@ class ClusterService:
         task = self.runner.register(spec, params, headers=headers)
         if not background:
             return task, self.runner.launch(task, spec, params)
-        # The task starts while its journal row is written; its id is handed out only once the
-        # row is committed, and its outcome is stored only after the row.
+        # The task starts while its journal row is written (its first step is scheduled before
+        # the write's); its id is handed out only once the row is committed, and its outcome is
+        # stored only after the row.
         info = _stored_info(task)
-        journal = asyncio.ensure_future(self.store.journal_task(str(task.id), self.node_id, info))
-        finisher = functools.partial(self._store_outcome, journal)
+        journaled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        finisher = functools.partial(self._store_outcome, journaled)
         outcome = self.runner.launch(task, spec, params, finisher=finisher)
+        journal = asyncio.ensure_future(self._journal(str(task.id), info, journaled))
         try:
             await asyncio.shield(journal)
         except asyncio.CancelledError:
@@ -344,6 +346,19 @@ class ClusterService:
         self._background.add(job)
         job.add_done_callback(self._background.discard)
 
+    async def _journal(
+        self, task_id: str, info: dict[str, Any], journaled: asyncio.Future[None]
+    ) -> None:
+        try:
+            await self.store.journal_task(task_id, self.node_id, info)
+        except asyncio.CancelledError:
+            journaled.cancel()
+            raise
+        except BaseException as failure:
+            journaled.set_exception(failure)
+            raise
+        journaled.set_result(None)
+
     def _store_outcome(
         self, journal: asyncio.Future[None], task: Task, outcome: Outcome
     ) -> Awaitable[None]:
@@ -362,7 +377,10 @@ class ClusterService:
         error: dict[str, Any] | None,
     ) -> None:
         try:
-            await asyncio.shield(journal)
+            await asyncio.wait([journal])
+            if journal.cancelled():
+                return
+            journal.result()
             await self.store.store_result(key, self.node_id, info, response=response, error=error)
         except TaskwardenError:
             # The journal row stays unfinished; the next start of this node reports it failed.
