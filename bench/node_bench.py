@@ -45,6 +45,25 @@ def bench_register(n: int = 200_000) -> list[float]:
     return rounds
 
 
+def bench_task_memory(n: int = 100_000) -> float:
+    """(a) bytes of Python memory per registered, idle task (the registry's own bookkeeping:
+    the task, its id and its registry entries), measured with tracemalloc."""
+    import tracemalloc
+
+    from taskwarden.tasks import TaskManager
+    from taskwarden.tasks.ids import TaskId
+
+    manager = TaskManager("bench")
+    parent = TaskId("bench", 0)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    tasks = [manager.register("transport", "bench:idle", parent_id=parent) for _ in range(n)]
+    used = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    del tasks
+    return used / n
+
+
 class BenchNode:
     """A node subprocess with the benchmark actions loaded."""
 
@@ -143,6 +162,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"taskwarden one-node benchmark, {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     print(f"(a) register+unregister, us per task    {summary(bench_register())}")
+    print(f"(a) memory per registered idle task     {bench_task_memory():8.0f} bytes")
     with tempfile.TemporaryDirectory() as tmp:
         node = BenchNode(Path(tmp) / "data")
         try:
