@@ -74,14 +74,16 @@ def test_listing_from_any_node_shows_tasks_of_all(shared_cluster: Cluster, group
         shared_cluster.nodes[0].post(f"/_tasks/{task_id}/_cancel")
 
 
-@pytest.mark.parametrize("human", ["false", "true"])
+@pytest.mark.parametrize(("human", "detailed"), [("false", "true"), ("true", "true"),
+                                                  ("false", "false")])
 def test_nodes_encoded_by_their_owners_read_like_one_built_here(
-    shared_cluster: Cluster, human: str
+    shared_cluster: Cluster, human: str, detailed: str
 ) -> None:
-    """Compact ``group_by=nodes`` embeds each node's own encoding; ``pretty`` builds it here."""
+    """Compact ``group_by=nodes`` embeds each node's own encoding (non-detailed: built straight
+    from the tasks); ``pretty`` builds it here, from parsed tasks. Same fields, same order."""
     headers = opaque()
     started = start_everywhere(shared_cluster, headers)
-    params = {"actions": "test:*", "detailed": "true", "human": human}
+    params = {"actions": "test:*", "detailed": detailed, "human": human}
     embedded = shared_cluster.nodes[2].get("/_tasks", params=params).json()
     built = shared_cluster.nodes[2].get("/_tasks", params={**params, "pretty": "true"}).json()
 
@@ -99,6 +101,9 @@ def test_nodes_encoded_by_their_owners_read_like_one_built_here(
         assert all(("running_time" in task) == (human == "true") for task in entry["tasks"].values())
     assert list(embedded["nodes"]) == list(built["nodes"])
     assert steady(embedded) == steady(built)
+    for node_id, entry in embedded["nodes"].items():
+        for task_id, task in entry["tasks"].items():
+            assert list(task) == list(built["nodes"][node_id]["tasks"][task_id]), task_id
     for task_id in started:
         shared_cluster.nodes[0].post(f"/_tasks/{task_id}/_cancel")
 

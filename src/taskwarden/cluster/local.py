@@ -84,6 +84,8 @@ class LocalNode:
             waited = [t for t in tasks if not t.action.startswith(LIST_ACTION)]
             await _within(self.manager.wait_for_removal(waited), request.timeout_nanos)
         now = self.manager.clock.monotonic_nanos()
+        if request.rendered and not request.detailed and not request.human:
+            return NodeTasksResult.summarized(self.node_id, tasks, now)
         infos = [t.info(detailed=request.detailed, now_nanos=now) for t in tasks]
         return NodeTasksResult(self.node_id, infos)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,7 +10,7 @@ import orjson
 
 from taskwarden.cluster.nodes import NodeInfo
 from taskwarden.errors import FailedNodeError, TaskwardenError, error_from_dict
-from taskwarden.tasks import TaskFilter, TaskId, TaskInfo
+from taskwarden.tasks import Task, TaskFilter, TaskId, TaskInfo
 
 __all__ = [
     "CancelRequest",
@@ -140,8 +141,16 @@ class NodeTasksResult:
     rendered: bytes | None = None
     rendered_count: int = 0
 
+    @classmethod
+    def summarized(cls, node_id: str, tasks: Sequence[Task], now_nanos: int) -> NodeTasksResult:
+        """The rendered answer for non-detailed tasks, encoded straight from the tasks."""
+        raw = orjson.dumps({f"{t.id.node_id}:{t.id.id}": t.summary(now_nanos) for t in tasks})
+        return cls(node_id, [], [], raw, len(tasks))
+
     def render(self, *, human: bool) -> NodeTasksResult:
         """The same answer with its tasks encoded as the ``group_by=nodes`` object."""
+        if self.rendered is not None:
+            return self
         raw = orjson.dumps(
             {info.task_id: info.to_dict(human=human) for info in self.tasks},
             option=orjson.OPT_NON_STR_KEYS,

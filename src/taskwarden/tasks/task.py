@@ -149,6 +149,27 @@ class Task:
             stats,
         )
 
+    def summary(self, now_nanos: int) -> dict[str, Any]:
+        """``info(detailed=False).to_dict()``, built directly: a listing builds one per task."""
+        task_id = self.id
+        cancellable = self.cancellable
+        out: dict[str, Any] = {
+            "node": task_id.node_id,
+            "id": task_id.id,
+            "type": self.type,
+            "action": self.action,
+            "start_time_in_millis": self.start_millis,
+            "running_time_in_nanos": max(0, now_nanos - self.start_nanos),
+            "cancellable": cancellable,
+        }
+        if cancellable:
+            out["cancelled"] = self.cancel_reason is not None
+        parent = self.parent_id
+        if parent.id != -1:
+            out["parent_task_id"] = f"{parent.node_id}:{parent.id}"
+        out["headers"] = self.headers
+        return out
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.id} {self.action}>"
 
