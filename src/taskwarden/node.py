@@ -16,6 +16,11 @@ from taskwarden.cluster.local import LocalNode
 from taskwarden.cluster.membership import Heartbeat, Membership
 from taskwarden.cluster.nodes import NodeInfo
 from taskwarden.cluster.remote import ClusterBans, ClusterLauncher
+from taskwarden.cluster.retention import (
+    DEFAULT_CLEANUP_INTERVAL_S,
+    DEFAULT_RETENTION_S,
+    ResultRetention,
+)
 from taskwarden.cluster.service import ClusterService
 from taskwarden.cluster.transport import NodeTransport
 from taskwarden.errors import TaskwardenError
@@ -61,6 +66,9 @@ class NodeSettings:
     process_workers: int = 32
     heartbeat_interval_seconds: float = 1.0
     heartbeat_timeout_seconds: float = 5.0
+    # Stored outcomes older than this are deleted (negative: kept forever), checked this often.
+    results_retention_seconds: float = DEFAULT_RETENTION_S
+    results_cleanup_interval_seconds: float = DEFAULT_CLEANUP_INTERVAL_S
     transport_timeout_seconds: float = 30.0
 
     def store_url(self) -> str:
@@ -127,6 +135,7 @@ class Node:
         self.transport: NodeTransport | None = None
         self.remote_children: RemoteChildren | None = None
         self.heartbeat: Heartbeat | None = None
+        self.retention: ResultRetention | None = None
         self._settling: set[asyncio.Task[None]] = set()
         self.app: NodeApp | None = None
 
@@ -180,6 +189,11 @@ class Node:
         )
         self.cluster.metrics = self.metrics
         self.store.observer = self.metrics.store_operation
+        self.retention = ResultRetention(
+            self.store, self.manager.clock,
+            retention_s=self.settings.results_retention_seconds,
+            interval_s=self.settings.results_cleanup_interval_seconds,
+        )
         self.app = build_app(self.cluster)
         return self.app
 
@@ -193,6 +207,8 @@ class Node:
             except TaskwardenError as exc:
                 log.warning("could not join the cluster yet (%s); retrying every heartbeat", exc)
             self.heartbeat.start()
+        if self.retention is not None:
+            self.retention.start()
 
     def _on_nodes_gone(self, gone: list[NodeInfo]) -> None:
         for node in gone:
@@ -241,6 +257,8 @@ class Node:
     async def stop(self) -> None:
         """Stop work, store outcomes, close executors and the store."""
         await self.cancel_all()
+        if self.retention is not None:
+            await self.retention.stop()
         if self.heartbeat is not None:
             await self.heartbeat.stop(leave=True)
         if self.remote_children is not None:

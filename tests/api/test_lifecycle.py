@@ -29,7 +29,7 @@ EXECUTORS = ["async", "thread", "process"]
 SHUTTING_DOWN = {"type": "task_cancelled_exception", "reason": "task cancelled [node shutting down]"}
 CLI_FLAGS = [
     "--host", "--port", "--data-dir", "--node-name", "--cluster-name", "--store", "--app", "--attr",
-    "--no-test-actions", "--grace",
+    "--no-test-actions", "--grace", "--results-retention", "--results-cleanup-interval",
 ]
 
 

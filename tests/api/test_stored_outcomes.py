@@ -7,6 +7,8 @@ The store is held up for real: a second SQLite connection takes the file's write
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -91,3 +93,33 @@ def test_outcome_is_answered_while_its_storage_is_held_up(node: NodeProcess, wai
     node.wait_until(lambda: (stored_row(node.data_dir, task_id) or (0,))[0] == 1,
                     message="outcome never stored")
     assert node.get(f"/_tasks/{task_id}").json() == body
+
+
+def test_stored_outcomes_expire_after_the_retention_period(tmp_path: Path) -> None:
+    node = NodeProcess(tmp_path / "node", extra_args=[
+        "--results-retention", "1s", "--results-cleanup-interval", "1s",
+    ])
+    node.start()
+    try:
+        running = node.start_sleep(duration="1h")
+        ended = node.start_sleep(duration="0s")
+        assert node.get(f"/_tasks/{ended}", params={"wait_for_completion": "true"}).status_code == 200
+        node.wait_until(lambda: node.get(f"/_tasks/{ended}").status_code == 404, timeout=30,
+                        message="the outcome was never deleted")
+        assert node.get(f"/_tasks/{ended}").json()["error"]["type"] == "resource_not_found_exception"
+        # A running task's journal row is not an outcome: it stays.
+        assert stored_row(node.data_dir, running) == (0, None)
+    finally:
+        node.stop()
+
+
+def test_retention_options_are_checked(tmp_path: Path) -> None:
+    for args, flag in ((["--results-retention", "soon"], "--results-retention"),
+                       (["--results-cleanup-interval", "10ms"], "--results-cleanup-interval")):
+        result = subprocess.run(
+            [sys.executable, "-m", "taskwarden", "serve", "--port", "0",
+             "--data-dir", str(tmp_path / "bad"), *args],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+        assert result.returncode == 2, result
+        assert flag in result.stderr, result.stderr

@@ -71,6 +71,12 @@ def serve(
     heartbeat_timeout: Annotated[
         str, typer.Option(help="Cluster: a node without a heartbeat for this long has left.")
     ] = "5s",
+    results_retention: Annotated[
+        str, typer.Option(help="Stored task outcomes older than this are deleted (-1: never).")
+    ] = "7d",
+    results_cleanup_interval: Annotated[
+        str, typer.Option(help="How often expired task outcomes are looked for.")
+    ] = "1h",
 ) -> None:
     """Start a node (one process; SQLite in the data folder unless --store says otherwise)."""
     from taskwarden.node import NodeSettings
@@ -80,6 +86,10 @@ def serve(
     heartbeat_nanos = _time_option(heartbeat_timeout, "--heartbeat-timeout")
     if heartbeat_nanos < 2 * 10**9:  # heartbeats go out every second
         raise typer.BadParameter("must be at least [2s]", param_hint="--heartbeat-timeout")
+    retention_nanos = _time_option(results_retention, "--results-retention")
+    cleanup_nanos = _time_option(results_cleanup_interval, "--results-cleanup-interval")
+    if cleanup_nanos < 10**9:
+        raise typer.BadParameter("must be at least [1s]", param_hint="--results-cleanup-interval")
     settings = NodeSettings(
         host=host,
         port=port,
@@ -92,6 +102,8 @@ def serve(
         test_actions=test_actions,
         grace_seconds=max(0, grace_nanos) / 1e9,
         heartbeat_timeout_seconds=heartbeat_nanos / 1e9,
+        results_retention_seconds=retention_nanos / 1e9 if retention_nanos >= 0 else -1.0,
+        results_cleanup_interval_seconds=cleanup_nanos / 1e9,
     )
     run_node(settings)
 
