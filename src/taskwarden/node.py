@@ -24,13 +24,17 @@ from taskwarden.cluster.retention import (
 from taskwarden.cluster.service import ClusterService
 from taskwarden.cluster.transport import NodeTransport
 from taskwarden.errors import TaskwardenError
-from taskwarden.http.app import NodeApp, build_app
+from taskwarden.http.app import DEFAULT_MAX_CONCURRENT_REQUESTS, NodeApp, build_app
 from taskwarden.metrics import NodeMetrics
 from taskwarden.runtime.builtin.test_sleep import register_test_actions
 from taskwarden.runtime.executors.processes import ProcessExecutor
 from taskwarden.runtime.executors.threads import ThreadExecutor
 from taskwarden.runtime.registry import DEFAULT_REGISTRY, load_app
-from taskwarden.runtime.runner import ActionRunner
+from taskwarden.runtime.runner import (
+    DEFAULT_MAX_CHILDREN_PER_TASK,
+    DEFAULT_MAX_TASKS,
+    ActionRunner,
+)
 from taskwarden.store import ClusterStore
 from taskwarden.tasks import (
     NODE_SHUTTING_DOWN,
@@ -69,6 +73,9 @@ class NodeSettings:
     # Stored outcomes older than this are deleted (negative: kept forever), checked this often.
     results_retention_seconds: float = DEFAULT_RETENTION_S
     results_cleanup_interval_seconds: float = DEFAULT_CLEANUP_INTERVAL_S
+    max_tasks: int = DEFAULT_MAX_TASKS
+    max_children_per_task: int = DEFAULT_MAX_CHILDREN_PER_TASK
+    max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS
     transport_timeout_seconds: float = 30.0
 
     def store_url(self) -> str:
@@ -128,6 +135,8 @@ class Node:
         self.runner = ActionRunner(
             self.manager, registry, threads=self.threads, processes=self.processes
         )
+        self.runner.max_tasks = settings.max_tasks
+        self.runner.max_children_per_task = settings.max_children_per_task
         self.metrics = NodeMetrics(self.manager)
         self.runner.observer = self.metrics
         self.store: ClusterStore | None = None
@@ -194,7 +203,7 @@ class Node:
             retention_s=self.settings.results_retention_seconds,
             interval_s=self.settings.results_cleanup_interval_seconds,
         )
-        self.app = build_app(self.cluster)
+        self.app = build_app(self.cluster, max_requests=self.settings.max_concurrent_requests)
         return self.app
 
     async def join(self, port: int) -> None:

@@ -30,6 +30,7 @@ SHUTTING_DOWN = {"type": "task_cancelled_exception", "reason": "task cancelled [
 CLI_FLAGS = [
     "--host", "--port", "--data-dir", "--node-name", "--cluster-name", "--store", "--app", "--attr",
     "--no-test-actions", "--grace", "--results-retention", "--results-cleanup-interval",
+    "--max-tasks", "--max-children-per-task", "--max-concurrent-requests",
 ]
 
 

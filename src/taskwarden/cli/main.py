@@ -77,6 +77,17 @@ def serve(
     results_cleanup_interval: Annotated[
         str, typer.Option(help="How often expired task outcomes are looked for.")
     ] = "1h",
+    max_tasks: Annotated[
+        int, typer.Option(help="Actions running at once on this node; more are refused (429).", min=1)
+    ] = 200_000,
+    max_children_per_task: Annotated[
+        int, typer.Option(help="Children of one task running at once on this node (429 beyond).",
+                          min=1)
+    ] = 100_000,
+    max_concurrent_requests: Annotated[
+        int, typer.Option(help="HTTP requests served at once (429 beyond; node-to-node ones aside).",
+                          min=1)
+    ] = 5_000,
 ) -> None:
     """Start a node (one process; SQLite in the data folder unless --store says otherwise)."""
     from taskwarden.node import NodeSettings
@@ -104,6 +115,9 @@ def serve(
         heartbeat_timeout_seconds=heartbeat_nanos / 1e9,
         results_retention_seconds=retention_nanos / 1e9 if retention_nanos >= 0 else -1.0,
         results_cleanup_interval_seconds=cleanup_nanos / 1e9,
+        max_tasks=max_tasks,
+        max_children_per_task=max_children_per_task,
+        max_concurrent_requests=max_concurrent_requests,
     )
     run_node(settings)
 

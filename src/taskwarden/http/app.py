@@ -13,12 +13,14 @@ from starlette.types import Receive, Scope, Send
 
 from taskwarden.cluster.service import ClusterService
 from taskwarden.cluster.transport import INTERNAL_PREFIX
-from taskwarden.errors import IllegalArgumentError, MethodNotAllowedError
-from taskwarden.http.context import Handler, Reply, RestContext, es_endpoint
+from taskwarden.errors import IllegalArgumentError, MethodNotAllowedError, RejectedExecutionError
+from taskwarden.http.context import Handler, Reply, RestContext, error_response, es_endpoint
 from taskwarden.http.routes import actions, cat, hot_threads, internal, metrics, nodes, tasks
 from taskwarden.http.routes.ui import ui_routes
 
-__all__ = ["NodeApp", "build_app"]
+__all__ = ["DEFAULT_MAX_CONCURRENT_REQUESTS", "NodeApp", "build_app"]
+
+DEFAULT_MAX_CONCURRENT_REQUESTS = 5_000
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -112,9 +114,16 @@ class NodeApp:
     """The node's ASGI app: API routes are found by a dictionary lookup (or one regex per route
     with a path parameter) and served directly; everything else goes through Starlette."""
 
-    def __init__(self, app: Starlette, routes: list[Route]) -> None:
+    def __init__(
+        self, app: Starlette, routes: list[Route], *,
+        max_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
+    ) -> None:
         self.app = app
         self.state = app.state
+        # Requests being served at once; node-to-node requests are not counted (refusing them
+        # would turn one node's load into failures of the whole cluster).
+        self.max_requests = max_requests
+        self.in_flight = 0
         self._static: dict[tuple[str, str], Endpoint] = {}
         self._dynamic: dict[str, list[tuple[re.Pattern[str], Endpoint]]] = {}
         for route in routes:
@@ -127,6 +136,23 @@ class NodeApp:
                     self._static.setdefault((method, route.path), route.endpoint)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(INTERNAL_PREFIX):
+            await self._serve(scope, receive, send)
+            return
+        if self.in_flight >= self.max_requests:
+            refused = RejectedExecutionError(
+                f"rejected execution of [{scope['method']} {scope['path']}]: [{self.in_flight}] "
+                f"requests in progress on this node, its limit is [{self.max_requests}]"
+            )
+            await error_response(refused)(scope, receive, send)
+            return
+        self.in_flight += 1
+        try:
+            await self._serve(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             found = self._find(scope["method"], scope["path"])
             if found is not None:
@@ -149,11 +175,14 @@ class NodeApp:
         return None
 
 
-def build_app(cluster: ClusterService, extra_routes: list[BaseRoute] | None = None) -> NodeApp:
+def build_app(
+    cluster: ClusterService, extra_routes: list[BaseRoute] | None = None, *,
+    max_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
+) -> NodeApp:
     """The ASGI app of one node."""
     routes = _api_routes()
     table: list[BaseRoute] = [*routes, *ui_routes(), *(extra_routes or []), _fallback(routes)]
     app = Starlette(routes=table)
     app.state.cluster = cluster
-    return NodeApp(app, routes)
+    return NodeApp(app, routes, max_requests=max_requests)
 

@@ -35,7 +35,14 @@ from taskwarden.http.render import (
 )
 from taskwarden.tasks import CancelReason, CancelSource, Task
 
-__all__ = ["MAX_BODY_BYTES", "MAX_HEADER_BYTES", "Reply", "RestContext", "es_endpoint"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "MAX_HEADER_BYTES",
+    "Reply",
+    "RestContext",
+    "error_response",
+    "es_endpoint",
+]
 
 log = logging.getLogger(__name__)
 
@@ -257,6 +264,11 @@ class _ClosingStream(StreamingResponse):
         finally:
             if self._on_close is not None:
                 self._on_close()
+
+
+def error_response(exc: TaskwardenError) -> Response:
+    """An error answered before any handler ran (compact JSON, the ES error body)."""
+    return _error(exc, JSON_MEDIA_TYPE, False, False, None)
 
 
 def _error(

@@ -14,6 +14,7 @@ import orjson
 from taskwarden.errors import (
     ActionFailedError,
     NoSuchNodeError,
+    RejectedExecutionError,
     TaskCancelledError,
     TaskwardenError,
     es_type_of,
@@ -33,11 +34,20 @@ from taskwarden.tasks import (
     TaskManager,
 )
 
-__all__ = ["ActionRunner", "LocalLauncher", "Outcome", "RunObserver"]
+__all__ = [
+    "DEFAULT_MAX_CHILDREN_PER_TASK",
+    "DEFAULT_MAX_TASKS",
+    "ActionRunner",
+    "LocalLauncher",
+    "Outcome",
+    "RunObserver",
+]
 
 log = logging.getLogger(__name__)
 
 _STUCK_AFTER_S = 30.0
+DEFAULT_MAX_TASKS = 200_000
+DEFAULT_MAX_CHILDREN_PER_TASK = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +89,11 @@ class ActionRunner:
         self.launcher: ChildLauncher = LocalLauncher(self)
         self.observer: RunObserver | None = None
         self._running: dict[int, asyncio.Task[None]] = {}
+        # Ids of the action tasks registered and not yet ended (what the node limit counts).
+        self._active: set[int] = set()
+        # Bounds on what one node runs: actions at once, and children of one parent at once.
+        self.max_tasks = DEFAULT_MAX_TASKS
+        self.max_children_per_task = DEFAULT_MAX_CHILDREN_PER_TASK
 
     def prepare(self, action: str, body: Mapping[str, Any]) -> tuple[ActionSpec, dict[str, Any]]:
         """Find the action and check its parameters before anything is registered."""
@@ -94,8 +109,22 @@ class ActionRunner:
         headers: dict[str, str] | None = None,
         type: str = "transport",
     ) -> Task:
-        """Register the task for one run; raises TaskCancelledError under a banned parent."""
-        return self.manager.register(
+        """Register the task for one run; raises TaskCancelledError under a banned parent and
+        RejectedExecutionError (429) past the node's limits."""
+        if len(self._active) >= self.max_tasks:
+            raise RejectedExecutionError(
+                f"rejected execution of [{spec.name}]: [{len(self._active)}] tasks are running "
+                f"on this node, its limit is [{self.max_tasks}]"
+            )
+        if parent_id.is_set:
+            siblings = self.manager.child_count(parent_id)
+            if siblings >= self.max_children_per_task:
+                raise RejectedExecutionError(
+                    f"rejected execution of [{spec.name}]: task [{parent_id}] already has "
+                    f"[{siblings}] children running on this node, its limit is "
+                    f"[{self.max_children_per_task}]"
+                )
+        task = self.manager.register(
             type,
             spec.name,
             parent_id=parent_id,
@@ -103,6 +132,8 @@ class ActionRunner:
             description=spec.description,
             cancellable=spec.is_cancellable(params),
         )
+        self._active.add(task.id.id)
+        return task
 
     def launch(
         self,
@@ -156,6 +187,7 @@ class ActionRunner:
             finishing = None if finisher is None else finisher(task, result)
             try:
                 self.manager.unregister(task)
+                self._active.discard(task.id.id)
                 if self.observer is not None:
                     self.observer.task_ended(task, result.error)
                 if not outcome.done():
@@ -198,6 +230,7 @@ class ActionRunner:
                 finishing = finisher(task, outcome)
         finally:
             self.manager.unregister(task)
+            self._active.discard(task.id.id)
             ended = outcome or Outcome(
                 error=TaskCancelledError(f"task cancelled [{NODE_SHUTTING_DOWN}]")
             )

@@ -112,6 +112,11 @@ class TaskManager:
             return self._tasks.get(task_id.id)
         return self._tasks.get(task_id)
 
+    def child_count(self, parent_id: TaskId) -> int:
+        """How many children of ``parent_id`` are registered here."""
+        siblings = self._children.get(parent_id)
+        return 0 if siblings is None else len(siblings)
+
     def children_of(self, parent_id: TaskId) -> list[Task]:
         return list(self._children.get(parent_id, {}).values())
 
