@@ -130,7 +130,7 @@ class CatTable:
                 raise ActionFailedError(
                     f"Unable to sort by unknown sort key `{name}`",
                     es_type="unsupported_operation_exception",
-                    status=500,
+                    status=400,
                 )
             keys.append((column, descending))
         if not keys:
