@@ -182,6 +182,7 @@ class Node:
         self.heartbeat = Heartbeat(
             membership, self.store, interval_s=self.settings.heartbeat_interval_seconds,
             clock=self.manager.clock, on_gone=self._on_nodes_gone,
+            on_restarted=self._on_nodes_restarted,
         )
         local = LocalNode(self.manager, self.cancellation, self.store)
         self.cluster = ClusterService(
@@ -229,19 +230,47 @@ class Node:
             self._settling.add(task)
             task.add_done_callback(self._settling.discard)
 
+    def _on_nodes_restarted(self, restarted: list[NodeInfo]) -> None:
+        """A node came back as a new life before it was missed: what its previous life left here
+        (bans, children nobody will collect) is settled as if it had left."""
+        for node in restarted:
+            log.warning("node [%s][%s] restarted", node.name, node.node_id)
+            self._drop_bans_of(node.node_id)
+            reason = CancelReason(
+                f"parent node [{node.node_id}] restarted", CancelSource.NODE_LEFT
+            )
+            task = asyncio.get_running_loop().create_task(
+                self._cancel_orphans(node.node_id, reason, before_millis=node.started_millis)
+            )
+            self._settling.add(task)
+            task.add_done_callback(self._settling.discard)
+
+    def _drop_bans_of(self, node_id: str) -> None:
+        """Bans set by another node's tasks: they end with that node's life, as ES's do with
+        the connection they came over (a new life may reuse the task ids)."""
+        for parent_id in list(self.manager.bans()):
+            if parent_id.node_id == node_id:
+                self.cancellation.remove_ban(parent_id)
+
+    async def _cancel_orphans(
+        self, node_id: str, reason: CancelReason, *, before_millis: int | None = None
+    ) -> None:
+        """Cancel the children here of ``node_id``'s tasks (those started before a restart)."""
+        for task in list(self.manager):
+            if task.parent_id.node_id != node_id or not task.cancellable:
+                continue
+            if before_millis is None or task.start_millis < before_millis:
+                await self.cancellation.cancel(task, reason)
+
     async def _settle_gone(self, node: NodeInfo) -> None:
         """Drop the bans a departed node's tasks set here, cancel the children its tasks started
         here (nobody will collect them, even if the node only hangs), answer its unfinished
         background tasks."""
-        for parent_id in list(self.manager.bans()):
-            if parent_id.node_id == node.node_id:
-                self.cancellation.remove_ban(parent_id)
+        self._drop_bans_of(node.node_id)
         orphaned = CancelReason(
             f"parent node [{node.node_id}] left the cluster", CancelSource.NODE_LEFT
         )
-        for task in list(self.manager):
-            if task.parent_id.node_id == node.node_id and task.cancellable:
-                await self.cancellation.cancel(task, orphaned)
+        await self._cancel_orphans(node.node_id, orphaned)
         assert self.store is not None
         try:
             failed = await self.store.fail_unfinished(node.node_id, outcome_unknown_error(

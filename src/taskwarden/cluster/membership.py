@@ -57,6 +57,8 @@ class Membership:
         self.local = local
         self.stale_after_ms = int(stale_after_s * 1000)
         self._nodes: dict[str, NodeInfo] = {local.node_id: local}
+        # Nodes the last update found started again since the one before (their new life).
+        self.restarted: list[NodeInfo] = []
 
     def replace_local(self, local: NodeInfo) -> None:
         """Update this node's own record (for example once its port is known)."""
@@ -80,6 +82,11 @@ class Membership:
             elif not may_declare_gone and record.node_id in self._nodes:
                 fresh[record.node_id] = self._nodes[record.node_id]
         gone = [node for node_id, node in self._nodes.items() if node_id not in fresh]
+        self.restarted = [
+            node for node_id, node in fresh.items()
+            if node_id in self._nodes
+            and node.started_millis != self._nodes[node_id].started_millis
+        ]
         self._nodes = fresh
         return gone
 
@@ -101,12 +108,14 @@ class Heartbeat:
         interval_s: float = DEFAULT_INTERVAL_S,
         clock: Clock = SYSTEM_CLOCK,
         on_gone: Callable[[list[NodeInfo]], None] | None = None,
+        on_restarted: Callable[[list[NodeInfo]], None] | None = None,
     ) -> None:
         self.membership = membership
         self.store = store
         self.interval_s = interval_s
         self.clock = clock
         self.on_gone = on_gone
+        self.on_restarted = on_restarted
         self._task: asyncio.Task[None] | None = None
         # Since when the store has answered every heartbeat (None: the last one failed).
         self._healthy_since: int | None = None
@@ -127,6 +136,9 @@ class Heartbeat:
         gone = self.membership.update(records, now, may_declare_gone=settled)
         if gone and self.on_gone is not None:
             self.on_gone(gone)
+        restarted = self.membership.restarted
+        if restarted and self.on_restarted is not None:
+            self.on_restarted(restarted)
 
     def start(self) -> None:
         if self._task is None:
