@@ -30,6 +30,9 @@ def test_store_outage_fails_requests_cleanly_and_the_cluster_recovers(
     cluster, server = outage_cluster
     n1, n2 = cluster.nodes
     ids = {n1.node_id, n2.node_id}
+    before = n1.start_sleep(duration="0s")
+    stored = n1.get(f"/_tasks/{before}", params={"wait_for_completion": "true"}).json()
+    assert stored["completed"] is True
     server.pause()
     try:
         headers = {"X-Opaque-Id": f"outage-{uuid.uuid4().hex}"}
@@ -52,4 +55,6 @@ def test_store_outage_fails_requests_cleanly_and_the_cluster_recovers(
     n1.wait_until(lambda: n2.get(f"/_tasks/{task_id}").json().get("completed") is True, timeout=30)
     for node in (n1, n2):
         assert set(node.get("/_nodes").json()["nodes"]) == ids
+        # What was stored before the server went down is still there.
+        assert node.get(f"/_tasks/{before}").json() == stored
         assert not any("left the cluster" in line for line in node.output)
