@@ -227,11 +227,11 @@ def test_sort_puts_missing_values_first_and_keeps_input_order_for_ties() -> None
     assert [r["id"] for r in body] == ["node1", "node2", "node3", "node0"]
 
 
-def test_unknown_sort_key_is_rejected_like_elasticsearch() -> None:
+def test_unknown_sort_key_is_rejected_with_elasticsearch_s_type_and_reason() -> None:
     with pytest.raises(ActionFailedError) as caught:
         render(task_table(detailed=False), two_tasks(), s=("action", "bogus:desc"))
     assert caught.value.type == "unsupported_operation_exception"
-    assert caught.value.http_status == 500
+    assert caught.value.http_status == 400  # ES answers 500: bad input is never a 500 here
     assert caught.value.reason == "Unable to sort by unknown sort key `bogus`"
 
 
