@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Collection
+from typing import NamedTuple
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -18,7 +19,7 @@ from taskwarden.http.context import Handler, Reply, RestContext, error_response,
 from taskwarden.http.routes import actions, cat, hot_threads, internal, metrics, nodes, tasks
 from taskwarden.http.routes.ui import ui_routes
 
-__all__ = ["DEFAULT_MAX_CONCURRENT_REQUESTS", "NodeApp", "build_app"]
+__all__ = ["API_ROUTES", "DEFAULT_MAX_CONCURRENT_REQUESTS", "NodeApp", "RouteSpec", "build_app"]
 
 DEFAULT_MAX_CONCURRENT_REQUESTS = 5_000
 
@@ -36,38 +37,51 @@ def _route(
     return Route(path, es_endpoint(_cluster_of, allowed, handler, bulk=bulk), methods=methods)
 
 
+class RouteSpec(NamedTuple):
+    """One REST endpoint: its path, methods, the query parameters it takes, its handler."""
+
+    path: str
+    methods: list[str]
+    params: Collection[str]
+    handler: Handler
+    bulk: bool = False
+
+
+API_ROUTES: tuple[RouteSpec, ...] = (
+    RouteSpec("/", ["GET"], nodes.ROOT_PARAMS, nodes.root),
+    RouteSpec("/_tasks", ["GET"], tasks.LIST_PARAMS, tasks.list_tasks, bulk=True),
+    RouteSpec("/_tasks/_cancel", ["POST"], tasks.CANCEL_PARAMS, tasks.cancel_tasks, bulk=True),
+    RouteSpec("/_tasks/{task_id}", ["GET"], tasks.GET_PARAMS, tasks.get_task),
+    RouteSpec("/_tasks/{task_id}/_cancel", ["POST"], tasks.CANCEL_PARAMS, tasks.cancel_tasks,
+              bulk=True),
+    RouteSpec("/_cat/tasks", ["GET"], cat.CAT_TASKS_PARAMS, cat.cat_tasks, bulk=True),
+    RouteSpec("/_cat/nodes", ["GET"], cat.CAT_NODES_PARAMS, cat.cat_nodes),
+    RouteSpec("/_nodes/hot_threads", ["GET"], hot_threads.HOT_THREADS_PARAMS,
+              hot_threads.hot_threads),
+    RouteSpec("/_nodes/{node_id}/hot_threads", ["GET"], hot_threads.HOT_THREADS_PARAMS,
+              hot_threads.hot_threads),
+    RouteSpec("/_nodes", ["GET"], nodes.NODES_PARAMS, nodes.nodes_info),
+    RouteSpec("/_nodes/{node_id}", ["GET"], nodes.NODES_PARAMS, nodes.nodes_info),
+    RouteSpec("/_actions/{action}", ["POST"], actions.ACTION_PARAMS, actions.run_action),
+    RouteSpec("/_prometheus/metrics", ["GET"], metrics.METRICS_PARAMS, metrics.prometheus_metrics),
+    RouteSpec(INTERNAL_PREFIX + "/tasks/list", ["POST"], internal.PARAMS, internal.list_on_node,
+              bulk=True),
+    RouteSpec(INTERNAL_PREFIX + "/tasks/cancel", ["POST"], internal.PARAMS, internal.cancel_on_node,
+              bulk=True),
+    RouteSpec(INTERNAL_PREFIX + "/tasks/get", ["POST"], internal.PARAMS, internal.get_on_node),
+    RouteSpec(INTERNAL_PREFIX + "/bans", ["POST"], internal.PARAMS, internal.ban_on_node,
+              bulk=True),
+    RouteSpec(INTERNAL_PREFIX + "/nodes/stats", ["POST"], internal.PARAMS,
+              internal.stats_on_node),
+    RouteSpec(INTERNAL_PREFIX + "/nodes/hot_threads", ["POST"], internal.PARAMS,
+              internal.hot_threads_on_node),
+    RouteSpec(INTERNAL_PREFIX + "/actions/run", ["POST"], internal.PARAMS,
+              internal.run_children_on_node),
+)
+
+
 def _api_routes() -> list[Route]:
-    return [
-        _route("/", ["GET"], nodes.ROOT_PARAMS, nodes.root),
-        _route("/_tasks", ["GET"], tasks.LIST_PARAMS, tasks.list_tasks, bulk=True),
-        _route("/_tasks/_cancel", ["POST"], tasks.CANCEL_PARAMS, tasks.cancel_tasks, bulk=True),
-        _route("/_tasks/{task_id}", ["GET"], tasks.GET_PARAMS, tasks.get_task),
-        _route("/_tasks/{task_id}/_cancel", ["POST"], tasks.CANCEL_PARAMS, tasks.cancel_tasks,
-               bulk=True),
-        _route("/_cat/tasks", ["GET"], cat.CAT_TASKS_PARAMS, cat.cat_tasks, bulk=True),
-        _route("/_cat/nodes", ["GET"], cat.CAT_NODES_PARAMS, cat.cat_nodes),
-        _route("/_nodes/hot_threads", ["GET"], hot_threads.HOT_THREADS_PARAMS,
-               hot_threads.hot_threads),
-        _route("/_nodes/{node_id}/hot_threads", ["GET"], hot_threads.HOT_THREADS_PARAMS,
-               hot_threads.hot_threads),
-        _route("/_nodes", ["GET"], nodes.NODES_PARAMS, nodes.nodes_info),
-        _route("/_nodes/{node_id}", ["GET"], nodes.NODES_PARAMS, nodes.nodes_info),
-        _route("/_actions/{action}", ["POST"], actions.ACTION_PARAMS, actions.run_action),
-        _route("/_prometheus/metrics", ["GET"], metrics.METRICS_PARAMS, metrics.prometheus_metrics),
-        _route(INTERNAL_PREFIX + "/tasks/list", ["POST"], internal.PARAMS, internal.list_on_node,
-               bulk=True),
-        _route(INTERNAL_PREFIX + "/tasks/cancel", ["POST"], internal.PARAMS, internal.cancel_on_node,
-               bulk=True),
-        _route(INTERNAL_PREFIX + "/tasks/get", ["POST"], internal.PARAMS, internal.get_on_node),
-        _route(INTERNAL_PREFIX + "/bans", ["POST"], internal.PARAMS, internal.ban_on_node,
-               bulk=True),
-        _route(INTERNAL_PREFIX + "/nodes/stats", ["POST"], internal.PARAMS,
-               internal.stats_on_node),
-        _route(INTERNAL_PREFIX + "/nodes/hot_threads", ["POST"], internal.PARAMS,
-               internal.hot_threads_on_node),
-        _route(INTERNAL_PREFIX + "/actions/run", ["POST"], internal.PARAMS,
-               internal.run_children_on_node),
-    ]
+    return [_route(r.path, r.methods, r.params, r.handler, bulk=r.bulk) for r in API_ROUTES]
 
 
 def _methods_for(routes: list[Route], path: str) -> list[str]:
