@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -41,6 +42,9 @@ class BenchCluster:
         store = f"sqlite:///{root / 'cluster.db'}"
         self.procs: list[subprocess.Popen[str]] = []
         self.clients: list[httpx.Client] = []
+        # Each node's output after its start line, read all along (an unread pipe would fill up
+        # and stop the node when it logs).
+        self.logs: list[list[str]] = []
         for index in range(1, 4):
             proc = subprocess.Popen(
                 [sys.executable, "-m", "taskwarden", "serve", "--port", "0",
@@ -58,6 +62,9 @@ class BenchCluster:
                 raise RuntimeError("node did not start")
             self.procs.append(proc)
             self.clients.append(httpx.Client(base_url=url, timeout=300))
+            lines: list[str] = []
+            self.logs.append(lines)
+            threading.Thread(target=lines.extend, args=(proc.stdout,), daemon=True).start()
         self.wait(lambda: len(self.clients[0].get("/_nodes").json()["nodes"]) == 3)
 
     @staticmethod

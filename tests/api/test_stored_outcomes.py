@@ -123,3 +123,17 @@ def test_retention_options_are_checked(tmp_path: Path) -> None:
         )
         assert result.returncode == 2, result
         assert flag in result.stderr, result.stderr
+
+
+def test_outcome_is_stored_after_the_store_was_locked_past_its_busy_timeout(
+    node: NodeProcess,
+) -> None:
+    """A store busy for longer than a write waits (5 s) does not lose the outcome: it is retried."""
+    task_id = node.start_sleep(duration="1h")
+    with write_lock(node.data_dir):
+        node.post(f"/_tasks/{task_id}/_cancel")
+        node.wait_until(lambda: any("retrying" in line for line in node.output), timeout=30,
+                        message="the first write did not fail")
+    node.wait_until(lambda: (stored_row(node.data_dir, task_id) or (0,))[0] == 1, timeout=30,
+                    message="the outcome was lost")
+    assert node.get(f"/_tasks/{task_id}").json()["error"]["type"] == "task_cancelled_exception"

@@ -30,6 +30,7 @@ from taskwarden.errors import (
     NodeNotConnectedError,
     NoSuchNodeError,
     ResourceNotFoundError,
+    StoreUnavailableError,
     TaskwardenError,
 )
 from taskwarden.metrics import NodeMetrics
@@ -45,7 +46,9 @@ from taskwarden.tasks import (
     TaskManager,
 )
 
-__all__ = ["ClusterService"]
+__all__ = ["OUTCOME_RETRY_S", "ClusterService"]
+
+OUTCOME_RETRY_S = 300.0
 
 log = logging.getLogger(__name__)
 
@@ -381,12 +384,32 @@ class ClusterService:
             if journal.cancelled():
                 return
             journal.result()
-            await self.store.store_result(key, self.node_id, info, response=response, error=error)
+            await self._store_with_retries(key, info, response, error)
         except TaskwardenError:
             # The journal row stays unfinished; the next start of this node reports it failed.
             log.exception("could not store the outcome of task [%s]", key)
         finally:
             self.local.finishing.pop(key, None)
+
+    async def _store_with_retries(
+        self, key: str, info: dict[str, Any], response: Any, error: dict[str, Any] | None
+    ) -> None:
+        """A busy or briefly unreachable store does not lose an outcome: it is tried again
+        (answered from memory meanwhile) for up to ``OUTCOME_RETRY_S``."""
+        deadline = asyncio.get_running_loop().time() + OUTCOME_RETRY_S
+        pause = 0.1
+        while True:
+            try:
+                await self.store.store_result(
+                    key, self.node_id, info, response=response, error=error
+                )
+                return
+            except StoreUnavailableError as exc:
+                if asyncio.get_running_loop().time() + pause > deadline:
+                    raise
+                log.warning("storing the outcome of task [%s] failed, retrying: %s", key, exc)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
 
 
 def _stored_info(task: Task) -> dict[str, Any]:
