@@ -7,8 +7,10 @@ import base64
 import logging
 import socket
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from taskwarden._version import __version__
 from taskwarden.cluster.children import RemoteChildren
@@ -226,9 +228,7 @@ class Node:
                         node.node_id, self.settings.heartbeat_timeout_seconds)
             if self.remote_children is not None:
                 self.remote_children.node_gone(node.node_id, "left the cluster")
-            task = asyncio.get_running_loop().create_task(self._settle_gone(node))
-            self._settling.add(task)
-            task.add_done_callback(self._settling.discard)
+            self._settle_later(self._settle_gone(node))
 
     def _on_nodes_restarted(self, restarted: list[NodeInfo]) -> None:
         """A node came back as a new life before it was missed: what its previous life left here
@@ -239,11 +239,15 @@ class Node:
             reason = CancelReason(
                 f"parent node [{node.node_id}] restarted", CancelSource.NODE_LEFT
             )
-            task = asyncio.get_running_loop().create_task(
+            self._settle_later(
                 self._cancel_orphans(node.node_id, reason, before_millis=node.started_millis)
             )
-            self._settling.add(task)
-            task.add_done_callback(self._settling.discard)
+
+    def _settle_later(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` in the background, kept referenced until it ends."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
 
     def _drop_bans_of(self, node_id: str) -> None:
         """Bans set by another node's tasks: they end with that node's life, as ES's do with

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
-from typing import TypeVar
+from collections.abc import Awaitable, Sequence
+from typing import TypeVar, cast
 
 from taskwarden.cluster.requests import (
     LIST_ACTION,
@@ -34,7 +34,7 @@ from taskwarden.tasks import (
 )
 from taskwarden.timevalue import format_time_value
 
-__all__ = ["DEFAULT_WAIT_NANOS", "LocalNode", "timed_out"]
+__all__ = ["DEFAULT_WAIT_NANOS", "LocalNode", "answers_of", "timed_out"]
 
 DEFAULT_WAIT_NANOS = 30 * 10**9
 
@@ -56,6 +56,22 @@ async def _within(work: Awaitable[T], timeout_nanos: int | None) -> T:
         return await asyncio.wait_for(work, nanos / 1e9)
     except TimeoutError:
         raise timed_out(nanos) from None
+
+
+async def answers_of(work: Sequence[Awaitable[T]]) -> list[T | TaskwardenError]:
+    """Await every piece at once; a TaskwardenError is that piece's answer, any other exception
+    is a bug and is raised. A single piece is awaited in place: gather would wrap it in a task
+    and cost the answer an event-loop turn."""
+    if len(work) == 1:
+        try:
+            return [await work[0]]
+        except TaskwardenError as failure:
+            return [failure]
+    answers = await asyncio.gather(*work, return_exceptions=True)
+    for answer in answers:
+        if isinstance(answer, BaseException) and not isinstance(answer, TaskwardenError):
+            raise answer
+    return cast(list[T | TaskwardenError], answers)
 
 
 class LocalNode:
@@ -102,22 +118,10 @@ class LocalNode:
         result = NodeTasksResult(self.node_id)
         limit = -1 if request.timeout_nanos is None else request.timeout_nanos
         wait = request.wait_for_completion
-        outcomes: list[list[TaskwardenError] | BaseException]
-        if len(targets) == 1:
-            # Awaited in place (the common cancel by id): gather would cost a loop turn.
-            try:
-                outcomes = [await _within(self.cancellation.cancel(
-                    targets[0], reason, wait_for_completion=wait), limit)]
-            except TaskwardenError as refused:
-                outcomes = [refused]
-        else:
-            outcomes = await asyncio.gather(
-                *(
-                    _within(self.cancellation.cancel(t, reason, wait_for_completion=wait), limit)
-                    for t in targets
-                ),
-                return_exceptions=True,
-            )
+        outcomes = await answers_of([
+            _within(self.cancellation.cancel(t, reason, wait_for_completion=wait), limit)
+            for t in targets
+        ])
         if targets and not wait:
             # One loop turn for the cancelled coroutines to reach their cleanup before the
             # answer is rendered and sent, which would otherwise delay them.
@@ -127,8 +131,6 @@ class LocalNode:
             if isinstance(outcome, TaskwardenError):
                 result.task_failures.append(TaskFailure(task.id.id, self.node_id, outcome))
                 continue
-            if isinstance(outcome, BaseException):
-                raise outcome
             for failure in outcome:
                 result.task_failures.append(TaskFailure(task.id.id, self.node_id, failure))
             result.tasks.append(task.info(detailed=False, now_nanos=now))

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from taskwarden.cluster.children import ChildRun
-from taskwarden.cluster.local import LocalNode
+from taskwarden.cluster.local import LocalNode, answers_of
 from taskwarden.cluster.membership import Membership
 from taskwarden.cluster.nodes import NodeInfo, resolve_nodes
 from taskwarden.cluster.requests import (
@@ -133,23 +133,10 @@ class ClusterService:
     ) -> list[tuple[NodeInfo, T | TaskwardenError]]:
         """Ask every node at once (this one directly, the others over HTTP); a node's
         TaskwardenError is its answer, any other exception is a bug and is raised."""
-        if len(nodes) == 1:
-            # Awaited in place: gather would wrap it in a task and cost the answer a loop turn.
-            node = nodes[0]
-            try:
-                return [(node, await (here(node) if node.node_id == self.node_id else remote(node)))]
-            except TaskwardenError as failure:
-                return [(node, failure)]
-        answers = await asyncio.gather(
-            *(here(n) if n.node_id == self.node_id else remote(n) for n in nodes),
-            return_exceptions=True,
+        answers = await answers_of(
+            [here(n) if n.node_id == self.node_id else remote(n) for n in nodes]
         )
-        paired: list[tuple[NodeInfo, T | TaskwardenError]] = []
-        for node, answer in zip(nodes, answers, strict=True):
-            if isinstance(answer, BaseException) and not isinstance(answer, TaskwardenError):
-                raise answer
-            paired.append((node, answer))
-        return paired
+        return list(zip(nodes, answers, strict=True))
 
     # hot threads -----------------------------------------------------------------------
 

@@ -186,12 +186,7 @@ class ActionRunner:
         async def finish() -> None:
             finishing = None if finisher is None else finisher(task, result)
             try:
-                self.manager.unregister(task)
-                self._active.discard(task.id.id)
-                if self.observer is not None:
-                    self.observer.task_ended(task, result.error)
-                if not outcome.done():
-                    outcome.set_result(result)
+                self._ended(task, result, outcome)
                 if finishing is not None:
                     await finishing
             finally:
@@ -229,15 +224,9 @@ class ActionRunner:
             if finisher is not None:
                 finishing = finisher(task, outcome)
         finally:
-            self.manager.unregister(task)
-            self._active.discard(task.id.id)
-            ended = outcome or Outcome(
+            self._ended(task, outcome or Outcome(
                 error=TaskCancelledError(f"task cancelled [{NODE_SHUTTING_DOWN}]")
-            )
-            if self.observer is not None:
-                self.observer.task_ended(task, ended.error)
-            if not outcome_future.done():
-                outcome_future.set_result(ended)
+            ), outcome_future)
             if finishing is None:
                 self._running.pop(task.id.id, None)
         if finishing is not None:
@@ -245,6 +234,15 @@ class ActionRunner:
                 await handle.until_done(finishing)
             finally:
                 self._running.pop(task.id.id, None)
+
+    def _ended(self, task: Task, ended: Outcome, outcome: asyncio.Future[Outcome]) -> None:
+        """The task's end: it leaves the registry (waiters wake) and its outcome is known."""
+        self.manager.unregister(task)
+        self._active.discard(task.id.id)
+        if self.observer is not None:
+            self.observer.task_ended(task, ended.error)
+        if not outcome.done():
+            outcome.set_result(ended)
 
     async def _call(
         self, task: Task, spec: ActionSpec, params: dict[str, Any], handle: AsyncTaskHandle
