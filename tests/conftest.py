@@ -26,6 +26,17 @@ def shared_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProces
         node.stop()
 
 
+@pytest.fixture(scope="session")
+def secure_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
+    """One node with ``--security`` for the session; its ``client`` signs in as ``admin``."""
+    node = NodeProcess(tmp_path_factory.mktemp("secure-node"), node_name="secure", secure=True)
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
 @pytest.fixture
 def node(tmp_path: Path) -> Iterator[NodeProcess]:
     """A fresh node of its own for one test."""

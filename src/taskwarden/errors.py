@@ -20,6 +20,7 @@ Python client raises the same classes back::
     ├── NodeClosedError                   node_closed_exception                  500
     ├── NodeNotConnectedError             node_not_connected_exception           500
     ├── SecurityError                     security_exception                     403
+    │   └── AuthenticationError           security_exception                     401
     ├── StoreUnavailableError             store_unavailable_exception            503
     └── ActionFailedError                 (type chosen by the action)            500
 """
@@ -32,6 +33,7 @@ from typing import Any, ClassVar
 __all__ = [
     "ActionFailedError",
     "ActionRequestValidationError",
+    "AuthenticationError",
     "ContentParseError",
     "EsTimeoutError",
     "FailedNodeError",
@@ -235,6 +237,12 @@ class SecurityError(TaskwardenError):
     status = 403
 
 
+class AuthenticationError(SecurityError):
+    """Missing or wrong credentials: answered with a ``WWW-Authenticate`` challenge."""
+
+    status = 401
+
+
 class StoreUnavailableError(TaskwardenError):
     """The cluster store is unreachable or refused the operation (down, locked, unwritable)."""
 
@@ -339,6 +347,8 @@ def error_from_dict(body: dict[str, Any], status: int = 500) -> TaskwardenError:
         err.args = (reason,)
         return err
     cls = _BY_TYPE.get(es_type)
+    if cls is SecurityError and status == 401:
+        cls = AuthenticationError
     if cls is not None:
         return cls(reason, caused_by=caused_by, metadata=metadata)
     return ActionFailedError(

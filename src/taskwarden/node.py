@@ -37,6 +37,7 @@ from taskwarden.runtime.runner import (
     DEFAULT_MAX_TASKS,
     ActionRunner,
 )
+from taskwarden.security import SecurityService
 from taskwarden.store import ClusterStore
 from taskwarden.tasks import (
     NODE_SHUTTING_DOWN,
@@ -79,6 +80,15 @@ class NodeSettings:
     max_children_per_task: int = DEFAULT_MAX_CHILDREN_PER_TASK
     max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS
     transport_timeout_seconds: float = 30.0
+    # Every REST request must carry a user's password or an API key (see SECURITY.md).
+    security: bool = False
+    # The bootstrap ``admin`` user's password on a cluster without credentials (else generated).
+    admin_password: str | None = None
+    # HTTPS: this node's certificate and key (PEM); the CA other nodes' certificates are checked
+    # against (default: the system's trusted CAs).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
 
     def store_url(self) -> str:
         if self.store:
@@ -147,6 +157,9 @@ class Node:
         self.remote_children: RemoteChildren | None = None
         self.heartbeat: Heartbeat | None = None
         self.retention: ResultRetention | None = None
+        self.security: SecurityService | None = None
+        # Set by start() when it created the bootstrap admin's password, to be shown once.
+        self.generated_admin_password: str | None = None
         self._settling: set[asyncio.Task[None]] = set()
         self.app: NodeApp | None = None
 
@@ -177,7 +190,18 @@ class Node:
             self.local_info(port if port is not None else self.settings.port),
             stale_after_s=self.settings.heartbeat_timeout_seconds,
         )
-        self.transport = NodeTransport(secret, timeout_s=self.settings.transport_timeout_seconds)
+        self.security = SecurityService(
+            self.store.credentials, enabled=self.settings.security, clock=self.manager.clock
+        )
+        if self.settings.security:
+            self.generated_admin_password = await self.security.bootstrap(
+                self.settings.admin_password
+            )
+        self.transport = NodeTransport(
+            secret, timeout_s=self.settings.transport_timeout_seconds,
+            tls_ca=self.settings.tls_ca if self.settings.tls_cert is not None else None,
+            tls=self.settings.tls_cert is not None,
+        )
         self.cancellation.remote = ClusterBans(membership, self.transport)
         self.remote_children = RemoteChildren(self.transport)
         self.runner.launcher = ClusterLauncher(self.runner, membership, self.remote_children)
@@ -206,7 +230,10 @@ class Node:
             retention_s=self.settings.results_retention_seconds,
             interval_s=self.settings.results_cleanup_interval_seconds,
         )
-        self.app = build_app(self.cluster, max_requests=self.settings.max_concurrent_requests)
+        self.app = build_app(
+            self.cluster, max_requests=self.settings.max_concurrent_requests,
+            security=self.security,
+        )
         return self.app
 
     async def join(self, port: int) -> None:

@@ -80,6 +80,8 @@ async def serve(settings: NodeSettings) -> None:
         # Longer than the node-to-node client keeps idle connections (30 s): the client, not
         # the server, closes them, so a pooled connection is never found dead on reuse.
         timeout_keep_alive=75,
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
     )
     server = NodeServer(config, node)
     announce = asyncio.get_running_loop().create_task(_announce(server, node))
@@ -106,12 +108,20 @@ async def _announce(server: NodeServer, node: Node) -> None:
     # every later full collection, which then walks only the objects of running work.
     gc.collect()
     gc.freeze()
+    scheme = "https" if node.settings.tls_cert is not None else "http"
+    secured = ", security on" if node.settings.security else ""
     print(
         f"taskwarden node [{node.name}][{node.node_id}] started on "
-        f"http://{node.settings.host}:{port} (cluster [{node.settings.cluster_name}], "
-        f"store {node.settings.store_url()})",
+        f"{scheme}://{node.settings.host}:{port} (cluster [{node.settings.cluster_name}], "
+        f"store {node.settings.store_url()}{secured})",
         flush=True,
     )
+    if node.generated_admin_password is not None:
+        print(
+            f"security: created user [admin] with password [{node.generated_admin_password}]; "
+            "it is shown only this once (change it with PUT /_security/user/admin)",
+            flush=True,
+        )
 
 
 def run_node(settings: NodeSettings) -> None:

@@ -14,7 +14,10 @@ from typing import Any
 
 import httpx
 
-_STARTED = re.compile(r"started on (http://\S+)")
+_STARTED = re.compile(r"started on (https?://\S+)")
+
+ADMIN_PASSWORD = "admin-password"
+"""The bootstrap admin's password of nodes started with ``secure=True``."""
 
 
 class NodeProcess:
@@ -27,11 +30,24 @@ class NodeProcess:
         node_name: str = "node",
         extra_args: list[str] | None = None,
         env: dict[str, str] | None = None,
+        secure: bool = False,
+        auth: httpx.Auth | tuple[str, str] | None = None,
+        verify: str | bool = True,
     ) -> None:
+        """``secure``: started with ``--security`` and the admin password above; the helper
+        client then signs in as that admin unless ``auth`` says otherwise. ``verify``: the CA
+        file a node serving HTTPS is checked against."""
         self.data_dir = data_dir
         self.node_name = node_name
         self.extra_args = extra_args or []
         self.env = env or {}
+        if secure:
+            self.extra_args = ["--security", *self.extra_args]
+            self.env.setdefault("TASKWARDEN_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            if auth is None:
+                auth = ("admin", ADMIN_PASSWORD)
+        self.auth = auth
+        self.verify = verify
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
         self.output: list[str] = []
@@ -70,7 +86,9 @@ class NodeProcess:
         if not ready.wait(timeout) or not self.url:
             self.kill()
             raise RuntimeError("node did not start:\n" + "".join(self.output))
-        self._client = httpx.Client(base_url=self.url, timeout=30.0)
+        self._client = httpx.Client(
+            base_url=self.url, timeout=30.0, auth=self.auth, verify=self.verify
+        )
 
     @property
     def client(self) -> httpx.Client:

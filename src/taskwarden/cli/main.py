@@ -88,6 +88,27 @@ def serve(
         int, typer.Option(help="HTTP requests served at once (429 beyond; node-to-node ones aside).",
                           min=1)
     ] = 5_000,
+    security: Annotated[
+        bool, typer.Option("--security/--no-security",
+                           help="Require a user's password or an API key on every request.")
+    ] = False,
+    admin_password: Annotated[
+        str | None, typer.Option(envvar="TASKWARDEN_ADMIN_PASSWORD", show_default=False,
+                                 help="With --security on a new cluster: the [admin] user's "
+                                      "password (default: generated and printed once).")
+    ] = None,
+    cert: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False,
+                                  help="Serve HTTPS with this certificate (PEM; needs --key).")
+    ] = None,
+    key: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="The certificate's key (PEM).")
+    ] = None,
+    ca_cert: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False,
+                                  help="CA that signed the other nodes' certificates (default: "
+                                       "the system's).")
+    ] = None,
 ) -> None:
     """Start a node (one process; SQLite in the data folder unless --store says otherwise)."""
     from taskwarden.node import NodeSettings
@@ -101,6 +122,8 @@ def serve(
     cleanup_nanos = _time_option(results_cleanup_interval, "--results-cleanup-interval")
     if cleanup_nanos < 10**9:
         raise typer.BadParameter("must be at least [1s]", param_hint="--results-cleanup-interval")
+    if (cert is None) != (key is None):
+        raise typer.BadParameter("--cert and --key go together", param_hint="--cert")
     settings = NodeSettings(
         host=host,
         port=port,
@@ -118,6 +141,11 @@ def serve(
         max_tasks=max_tasks,
         max_children_per_task=max_children_per_task,
         max_concurrent_requests=max_concurrent_requests,
+        security=security,
+        admin_password=admin_password,
+        tls_cert=cert,
+        tls_key=key,
+        tls_ca=ca_cert,
     )
     run_node(settings)
 

@@ -6,8 +6,10 @@ that the coordinating node reports in ``node_failures``; it never hangs a reques
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -66,10 +68,19 @@ class ParentRef:
 class NodeTransport:
     """A pooled HTTP client that calls the internal endpoints of the other nodes."""
 
-    def __init__(self, secret: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(
+        self, secret: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, tls: bool = False,
+        tls_ca: Path | None = None,
+    ) -> None:
+        """``tls``: the other nodes serve HTTPS, their certificates checked against ``tls_ca``
+        (default: the system's trusted CAs)."""
         self._timeout_s = timeout_s
         self._headers = {SECRET_HEADER: secret, "Content-Type": "application/json"}
         self._session: aiohttp.ClientSession | None = None
+        self._scheme = "https" if tls else "http"
+        self._ssl: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=str(tls_ca) if tls_ca else None) if tls else False
+        )
 
     def _client(self) -> aiohttp.ClientSession:
         # aiohttp rather than httpx here: every child running on another node holds one request
@@ -77,7 +88,9 @@ class NodeTransport:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 headers=self._headers,
-                connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=30),
+                connector=aiohttp.TCPConnector(
+                    limit=0, limit_per_host=0, keepalive_timeout=30, ssl=self._ssl
+                ),
             )
         return self._session
 
@@ -174,7 +187,7 @@ class NodeTransport:
             "parent": parent.to_dict(),
             "children": [{"action": action, "params": params} for action, params in children],
         }
-        url = f"http://{node.http_address}{INTERNAL_PREFIX}/actions/run"
+        url = f"{self._scheme}://{node.http_address}{INTERNAL_PREFIX}/actions/run"
         with _as_node_failure(node):
             async with self._client().post(
                 url, data=orjson.dumps(body),
@@ -206,7 +219,7 @@ class NodeTransport:
         # The flag also rides in the query string: it tells the endpoint whether a large answer
         # may be built with the garbage collector paused (never while the request waits).
         url = (
-            f"http://{node.http_address}{INTERNAL_PREFIX}{path}"
+            f"{self._scheme}://{node.http_address}{INTERNAL_PREFIX}{path}"
             f"?wait_for_completion={'true' if waits else 'false'}"
         )
         timeout: float | None = self._timeout_s

@@ -15,9 +15,26 @@ from starlette.types import Receive, Scope, Send
 from taskwarden.cluster.service import ClusterService
 from taskwarden.cluster.transport import INTERNAL_PREFIX
 from taskwarden.errors import IllegalArgumentError, MethodNotAllowedError, RejectedExecutionError
-from taskwarden.http.context import Handler, Reply, RestContext, error_response, es_endpoint
-from taskwarden.http.routes import actions, cat, hot_threads, internal, metrics, nodes, tasks
+from taskwarden.http.context import (
+    Access,
+    Handler,
+    Reply,
+    RestContext,
+    error_response,
+    es_endpoint,
+)
+from taskwarden.http.routes import (
+    actions,
+    cat,
+    hot_threads,
+    internal,
+    metrics,
+    nodes,
+    security,
+    tasks,
+)
 from taskwarden.http.routes.ui import ui_routes
+from taskwarden.security import Role, SecurityService
 
 __all__ = ["API_ROUTES", "DEFAULT_MAX_CONCURRENT_REQUESTS", "NodeApp", "RouteSpec", "build_app"]
 
@@ -31,57 +48,100 @@ def _cluster_of(request: Request) -> ClusterService:
     return cluster
 
 
-def _route(
-    path: str, methods: list[str], allowed: Collection[str], handler: Handler, *, bulk: bool = False
-) -> Route:
-    return Route(path, es_endpoint(_cluster_of, allowed, handler, bulk=bulk), methods=methods)
-
-
 class RouteSpec(NamedTuple):
-    """One REST endpoint: its path, methods, the query parameters it takes, its handler."""
+    """One REST endpoint: its path, methods, the query parameters it takes, its handler, and
+    what a caller needs when security is on (None: node-to-node, the cluster secret only)."""
 
     path: str
     methods: list[str]
     params: Collection[str]
     handler: Handler
+    access: Access | None
     bulk: bool = False
 
 
+def _monitor(action: str) -> Access:
+    return Access(action, Role.MONITOR)
+
+
+def _manage(action: str) -> Access:
+    return Access(action, Role.MANAGE)
+
+
+def _admin(action: str) -> Access:
+    return Access(f"cluster:admin/xpack/security/{action}", Role.ADMIN)
+
+
+_LIST_TASKS = _monitor("cluster:monitor/tasks/lists")
+_CANCEL_TASKS = _manage("cluster:admin/tasks/cancel")
+_NODES_INFO = _monitor("cluster:monitor/nodes/info")
+_HOT_THREADS = _monitor("cluster:monitor/nodes/hot_threads")
+_USER_GET = _admin("user/get")
+_USER_PUT = _admin("user/put")
+
+
 API_ROUTES: tuple[RouteSpec, ...] = (
-    RouteSpec("/", ["GET"], nodes.ROOT_PARAMS, nodes.root),
-    RouteSpec("/_tasks", ["GET"], tasks.LIST_PARAMS, tasks.list_tasks, bulk=True),
-    RouteSpec("/_tasks/_cancel", ["POST"], tasks.CANCEL_PARAMS, tasks.cancel_tasks, bulk=True),
-    RouteSpec("/_tasks/{task_id}", ["GET"], tasks.GET_PARAMS, tasks.get_task),
+    RouteSpec("/", ["GET"], nodes.ROOT_PARAMS, nodes.root, _monitor("cluster:monitor/main")),
+    RouteSpec("/_tasks", ["GET"], tasks.LIST_PARAMS, tasks.list_tasks, _LIST_TASKS, bulk=True),
+    RouteSpec("/_tasks/_cancel", ["POST"], tasks.CANCEL_PARAMS, tasks.cancel_tasks, _CANCEL_TASKS,
+              bulk=True),
+    RouteSpec("/_tasks/{task_id}", ["GET"], tasks.GET_PARAMS, tasks.get_task,
+              _monitor("cluster:monitor/task/get")),
     RouteSpec("/_tasks/{task_id}/_cancel", ["POST"], tasks.CANCEL_PARAMS, tasks.cancel_tasks,
-              bulk=True),
-    RouteSpec("/_cat/tasks", ["GET"], cat.CAT_TASKS_PARAMS, cat.cat_tasks, bulk=True),
-    RouteSpec("/_cat/nodes", ["GET"], cat.CAT_NODES_PARAMS, cat.cat_nodes),
+              _CANCEL_TASKS, bulk=True),
+    RouteSpec("/_cat/tasks", ["GET"], cat.CAT_TASKS_PARAMS, cat.cat_tasks, _LIST_TASKS, bulk=True),
+    RouteSpec("/_cat/nodes", ["GET"], cat.CAT_NODES_PARAMS, cat.cat_nodes, _NODES_INFO),
     RouteSpec("/_nodes/hot_threads", ["GET"], hot_threads.HOT_THREADS_PARAMS,
-              hot_threads.hot_threads),
+              hot_threads.hot_threads, _HOT_THREADS),
     RouteSpec("/_nodes/{node_id}/hot_threads", ["GET"], hot_threads.HOT_THREADS_PARAMS,
-              hot_threads.hot_threads),
-    RouteSpec("/_nodes", ["GET"], nodes.NODES_PARAMS, nodes.nodes_info),
-    RouteSpec("/_nodes/{node_id}", ["GET"], nodes.NODES_PARAMS, nodes.nodes_info),
-    RouteSpec("/_actions/{action}", ["POST"], actions.ACTION_PARAMS, actions.run_action),
-    RouteSpec("/_prometheus/metrics", ["GET"], metrics.METRICS_PARAMS, metrics.prometheus_metrics),
+              hot_threads.hot_threads, _HOT_THREADS),
+    RouteSpec("/_nodes", ["GET"], nodes.NODES_PARAMS, nodes.nodes_info, _NODES_INFO),
+    RouteSpec("/_nodes/{node_id}", ["GET"], nodes.NODES_PARAMS, nodes.nodes_info, _NODES_INFO),
+    RouteSpec("/_actions/{action}", ["POST"], actions.ACTION_PARAMS, actions.run_action,
+              _manage("{action}")),
+    RouteSpec("/_prometheus/metrics", ["GET"], metrics.METRICS_PARAMS, metrics.prometheus_metrics,
+              _monitor("cluster:monitor/prometheus/metrics")),
+    RouteSpec("/_security/_authenticate", ["GET"], security.NO_PARAMS, security.authenticate,
+              Access("cluster:admin/xpack/security/user/authenticate")),
+    RouteSpec("/_security/api_key", ["POST", "PUT"], security.NO_PARAMS,
+              security.create_api_key, _admin("api_key/create")),
+    RouteSpec("/_security/api_key", ["GET"], security.API_KEY_LIST_PARAMS,
+              security.list_api_keys, _admin("api_key/get")),
+    RouteSpec("/_security/api_key", ["DELETE"], security.NO_PARAMS,
+              security.invalidate_api_keys, _admin("api_key/invalidate")),
+    RouteSpec("/_security/user", ["GET"], security.NO_PARAMS, security.get_users, _USER_GET),
+    RouteSpec("/_security/user/{username}", ["GET"], security.NO_PARAMS, security.get_users,
+              _USER_GET),
+    RouteSpec("/_security/user/{username}", ["POST", "PUT"], security.NO_PARAMS,
+              security.put_user, _USER_PUT),
+    RouteSpec("/_security/user/{username}", ["DELETE"], security.NO_PARAMS,
+              security.delete_user, _admin("user/delete")),
     RouteSpec(INTERNAL_PREFIX + "/tasks/list", ["POST"], internal.PARAMS, internal.list_on_node,
-              bulk=True),
+              None, bulk=True),
     RouteSpec(INTERNAL_PREFIX + "/tasks/cancel", ["POST"], internal.PARAMS, internal.cancel_on_node,
-              bulk=True),
-    RouteSpec(INTERNAL_PREFIX + "/tasks/get", ["POST"], internal.PARAMS, internal.get_on_node),
-    RouteSpec(INTERNAL_PREFIX + "/bans", ["POST"], internal.PARAMS, internal.ban_on_node,
+              None, bulk=True),
+    RouteSpec(INTERNAL_PREFIX + "/tasks/get", ["POST"], internal.PARAMS, internal.get_on_node,
+              None),
+    RouteSpec(INTERNAL_PREFIX + "/bans", ["POST"], internal.PARAMS, internal.ban_on_node, None,
               bulk=True),
     RouteSpec(INTERNAL_PREFIX + "/nodes/stats", ["POST"], internal.PARAMS,
-              internal.stats_on_node),
+              internal.stats_on_node, None),
     RouteSpec(INTERNAL_PREFIX + "/nodes/hot_threads", ["POST"], internal.PARAMS,
-              internal.hot_threads_on_node),
+              internal.hot_threads_on_node, None),
     RouteSpec(INTERNAL_PREFIX + "/actions/run", ["POST"], internal.PARAMS,
-              internal.run_children_on_node),
+              internal.run_children_on_node, None),
 )
 
 
 def _api_routes() -> list[Route]:
-    return [_route(r.path, r.methods, r.params, r.handler, bulk=r.bulk) for r in API_ROUTES]
+    return [
+        Route(
+            r.path,
+            es_endpoint(_cluster_of, r.params, r.handler, bulk=r.bulk, access=r.access),
+            methods=r.methods,
+        )
+        for r in API_ROUTES
+    ]
 
 
 def _methods_for(routes: list[Route], path: str) -> list[str]:
@@ -109,7 +169,7 @@ def _fallback(routes: list[Route]) -> Route:
             f"no handler found for uri [{path}] and method [{request.method}]"
         )
 
-    inner = es_endpoint(_cluster_of, (), no_handler)
+    inner = es_endpoint(_cluster_of, (), no_handler, access=Access())
 
     async def endpoint(request: Request) -> Response:
         response = await inner(request)
@@ -192,11 +252,13 @@ class NodeApp:
 def build_app(
     cluster: ClusterService, extra_routes: list[BaseRoute] | None = None, *,
     max_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
+    security: SecurityService | None = None,
 ) -> NodeApp:
-    """The ASGI app of one node."""
+    """The ASGI app of one node (every request open to all without ``security``)."""
     routes = _api_routes()
     table: list[BaseRoute] = [*routes, *ui_routes(), *(extra_routes or []), _fallback(routes)]
     app = Starlette(routes=table)
     app.state.cluster = cluster
+    app.state.security = security
     return NodeApp(app, routes, max_requests=max_requests)
 

@@ -17,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from taskwarden.cluster.service import ClusterService
 from taskwarden.errors import (
+    AuthenticationError,
     ContentParseError,
     IllegalArgumentError,
     ParseError,
@@ -33,11 +34,13 @@ from taskwarden.http.render import (
     internal_error,
     negotiate_media_type,
 )
+from taskwarden.security import Principal, Role, SecurityService, challenges_of
 from taskwarden.tasks import CancelReason, CancelSource, Task
 
 __all__ = [
     "MAX_BODY_BYTES",
     "MAX_HEADER_BYTES",
+    "Access",
     "Reply",
     "RestContext",
     "error_response",
@@ -71,6 +74,17 @@ class Reply:
     raw: bytes | None = None
 
 
+@dataclass(frozen=True)
+class Access:
+    """What a route requires when security is on: the caller's privilege for ``action``.
+
+    ``action`` may name path parameters (``{action}``). No privilege: any signed-in caller.
+    """
+
+    action: str = ""
+    privilege: Role | None = None
+
+
 def task_headers(request: Request) -> dict[str, str]:
     """The caller's headers a task carries (and passes to its children), size-capped like ES."""
     headers: dict[str, str] = {}
@@ -101,6 +115,12 @@ class RestContext:
         self.headers = headers
         self.cluster = cluster
         self.media_type = JSON_MEDIA_TYPE
+        self.principal: Principal | None = None
+
+    @property
+    def security(self) -> SecurityService | None:
+        security: SecurityService | None = getattr(self.request.app.state, "security", None)
+        return security
 
     @property
     def plain_json(self) -> bool:
@@ -173,11 +193,14 @@ def es_endpoint(
     handler: Handler,
     *,
     bulk: bool = False,
+    access: Access | None = None,
 ) -> Callable[[Request], Awaitable[Response]]:
-    """Wrap a handler: parse parameters, render the reply or any error the ES way.
+    """Wrap a handler: check the caller, parse parameters, render the reply or any error the ES
+    way.
 
     ``bulk`` endpoints (listings, cancels) run with the cyclic collector paused until their answer
-    has been sent (see CyclicGcPause).
+    has been sent (see CyclicGcPause). Without ``access`` (node-to-node endpoints) no user
+    credentials are asked for.
     """
     allowed_set = frozenset(allowed)
 
@@ -205,6 +228,7 @@ def es_endpoint(
         pretty = request.query_params.get("pretty") in ("", "true")
         error_trace = request.query_params.get("error_trace") in ("", "true")
         try:
+            principal = await _caller(request, access) if access is not None else None
             params = RequestParams(
                 request.scope["path"], request.query_params.multi_items(), allowed_set
             )
@@ -212,7 +236,11 @@ def es_endpoint(
             error_trace = params.error_trace
             if params.str("format") == "yaml":  # ES: ?format wins over Accept (_cat renders its own)
                 media_type = YAML_MEDIA_TYPE
-            ctx = RestContext(request, params, task_headers(request), cluster_of(request))
+            headers = task_headers(request)
+            if principal is not None:
+                headers.update(principal.task_headers())
+            ctx = RestContext(request, params, headers, cluster_of(request))
+            ctx.principal = principal
             ctx.media_type = media_type
             reply = await handler(ctx)
         except TaskwardenError as exc:
@@ -241,6 +269,27 @@ def es_endpoint(
         )
 
     return endpoint
+
+
+async def _caller(request: Request, access: Access) -> Principal | None:
+    """The authenticated caller, checked against ``access``; None while security is off."""
+    security: SecurityService | None = getattr(request.app.state, "security", None)
+    if security is None or not security.enabled:
+        return None
+    uri = request.scope["path"]
+    query = request.scope.get("query_string", b"")
+    if query:
+        uri += "?" + query.decode("latin-1")
+    principal = await security.authenticate(
+        request.headers.get("authorization"), uri,
+        from_script=request.headers.get("x-requested-with") == "XMLHttpRequest",
+    )
+    if access.privilege is not None:
+        action = access.action.format_map(request.path_params) if "{" in access.action else (
+            access.action
+        )
+        security.authorize(principal, action, access.privilege)
+    return principal
 
 
 async def _release_gc_pause(held: int) -> None:
@@ -282,10 +331,14 @@ def _error(
     stack = None
     if error_trace:
         stack = "".join(traceback.format_exception(original or exc))
-    return EsResponse(
+    response = EsResponse(
         error_body(exc, error_trace=error_trace, stack_trace=stack),
         status=exc.http_status,
         pretty=pretty,
         media_type=media_type,
         opaque_id=opaque_id,
     )
+    if isinstance(exc, AuthenticationError):
+        for challenge in challenges_of(exc):
+            response.raw_headers.append((b"www-authenticate", challenge.encode("latin-1")))
+    return response

@@ -10,18 +10,32 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from taskwarden.store.engine import ensure_wal, lock_postgres_setup
-from taskwarden.store.schema import SCHEMA_VERSION_KEY, cluster_metadata, metadata
+from taskwarden.store.schema import (
+    SCHEMA_VERSION_KEY,
+    api_keys,
+    cluster_metadata,
+    metadata,
+    users,
+)
 
 __all__ = ["UPGRADES", "UpgradeStep", "prepare_schema", "schema_version"]
 
 UpgradeStep = Callable[[AsyncConnection], Awaitable[None]]
 
-UPGRADES: list[UpgradeStep] = []
+
+
+async def _add_credentials(conn: AsyncConnection) -> None:
+    """Version 2: users and API keys (security)."""
+    for table in (users, api_keys):
+        await _create_table(conn, table)
+
+
+UPGRADES: list[UpgradeStep] = [_add_credentials]
 """``UPGRADES[i]`` turns a store of version ``i + 1`` into version ``i + 2``. Change a table in
 ``schema`` and append the step that brings existing stores to the new shape."""
 
@@ -71,6 +85,10 @@ async def prepare_schema(conn: AsyncConnection) -> int:
 async def _create_tables(conn: AsyncConnection) -> None:
     """Tables and indexes of the current shape that do not exist yet."""
     for table in metadata.sorted_tables:
-        await conn.execute(CreateTable(table, if_not_exists=True))
-        for index in sorted(table.indexes, key=lambda ix: str(ix.name)):
-            await conn.execute(CreateIndex(index, if_not_exists=True))
+        await _create_table(conn, table)
+
+
+async def _create_table(conn: AsyncConnection, table: Table) -> None:
+    await conn.execute(CreateTable(table, if_not_exists=True))
+    for index in sorted(table.indexes, key=lambda ix: str(ix.name)):
+        await conn.execute(CreateIndex(index, if_not_exists=True))

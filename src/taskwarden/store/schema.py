@@ -19,10 +19,12 @@ from sqlalchemy import (
 
 __all__ = [
     "SCHEMA_VERSION_KEY",
+    "api_keys",
     "cluster_metadata",
     "metadata",
     "nodes",
     "task_results",
+    "users",
 ]
 
 SCHEMA_VERSION_KEY = "schema_version"
@@ -70,3 +72,28 @@ task_results = Table(
     Index("ix_task_results_stored_millis", "stored_millis"),
 )
 """The background-task journal and outcomes: a row is journaled at start, completed at the end."""
+
+users = Table(
+    "users",
+    metadata,
+    Column("username", String(255), primary_key=True),
+    Column("password_hash", Text, nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("created_millis", BigInteger, nullable=False),
+)
+"""People who sign in with a password (HTTP Basic); the hash is scrypt's, never the password."""
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(64), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("key_hash", String(128), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("owner", String(255), nullable=False),
+    Column("created_millis", BigInteger, nullable=False),
+    Column("expires_millis", BigInteger, nullable=True),
+    Column("invalidated_millis", BigInteger, nullable=True),
+    Index("ix_api_keys_name", "name"),
+)
+"""API keys (``Authorization: ApiKey``): only a hash of the secret part is kept."""

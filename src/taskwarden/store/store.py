@@ -25,6 +25,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from taskwarden.errors import StoreUnavailableError
+from taskwarden.store.credentials import CredentialStore
 from taskwarden.store.engine import (
     FreshStoreBusyError,
     create_store_engine,
@@ -105,6 +106,7 @@ class ClusterStore:
             task_results, task_results.c.task_id, _OUTCOME_COLUMNS,
             where=task_results.c.completed == false(),
         ).returning(task_results.c.task_id)
+        self.credentials = CredentialStore(engine, self._insert, self._unavailable_on_failure)
 
     def _upsert(
         self, table: Table, key: Any, columns: tuple[str, ...], *, where: Any = None

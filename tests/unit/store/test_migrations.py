@@ -13,6 +13,9 @@ from taskwarden.errors import StoreUnavailableError
 from taskwarden.store import ClusterStore, migrations, schema_version
 
 TASK_INFO = {"node": "n1", "id": 1, "type": "transport", "action": "test:sleep"}
+SHIPPED = list(migrations.UPGRADES)
+"""The real steps: test steps are appended after them, so a fresh store is at len + 1."""
+V = len(SHIPPED) + 1
 
 
 async def add_upgrade_log(conn: AsyncConnection) -> None:
@@ -35,8 +38,8 @@ async def test_an_older_store_is_upgraded_once_while_many_nodes_open_it(
     secret = await first.cluster_secret()
     await first.close()
 
-    monkeypatch.setattr(migrations, "UPGRADES", [add_upgrade_log, add_result_note])
-    assert schema_version() == 3
+    monkeypatch.setattr(migrations, "UPGRADES", [*SHIPPED, add_upgrade_log, add_result_note])
+    assert schema_version() == V + 2
     stores = await asyncio.gather(*(ClusterStore.open(store_url) for _ in range(5)))
     try:
         for store in stores:
@@ -50,19 +53,19 @@ async def test_an_older_store_is_upgraded_once_while_many_nodes_open_it(
     assert await raw_query(store_url, "SELECT note FROM upgrade_log") == [("ran, then altered",)]
     assert await raw_query(
         store_url, "SELECT value FROM cluster_metadata WHERE key = 'schema_version'"
-    ) == [("3",)]
+    ) == [(str(V + 2),)]
     assert await raw_query(store_url, "SELECT note FROM task_results") == [(None,)]
 
 
 async def test_a_fresh_store_starts_at_the_current_version_without_running_steps(
     store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(migrations, "UPGRADES", [add_upgrade_log])
+    monkeypatch.setattr(migrations, "UPGRADES", [*SHIPPED, add_upgrade_log])
     store = await ClusterStore.open(store_url)
     await store.close()
     assert await raw_query(
         store_url, "SELECT value FROM cluster_metadata WHERE key = 'schema_version'"
-    ) == [("2",)]
+    ) == [(str(V + 1),)]
     listed = (
         "SELECT name FROM sqlite_master WHERE name = 'upgrade_log'" if is_sqlite(store_url)
         else "SELECT tablename FROM pg_tables WHERE tablename = 'upgrade_log'"
@@ -80,13 +83,13 @@ async def test_a_failing_step_leaves_the_store_as_it_was(
         await add_upgrade_log(conn)
         await conn.execute(text("SELECT no_such_column FROM task_results"))
 
-    monkeypatch.setattr(migrations, "UPGRADES", [broken])
+    monkeypatch.setattr(migrations, "UPGRADES", [*SHIPPED, broken])
     with pytest.raises(StoreUnavailableError):
         await ClusterStore.open(store_url)
     assert await raw_query(
         store_url, "SELECT value FROM cluster_metadata WHERE key = 'schema_version'"
-    ) == [("1",)]
-    monkeypatch.setattr(migrations, "UPGRADES", [add_upgrade_log])
+    ) == [(str(V),)]
+    monkeypatch.setattr(migrations, "UPGRADES", [*SHIPPED, add_upgrade_log])
     store = await ClusterStore.open(store_url)
     await store.close()
     assert await raw_query(store_url, "SELECT note FROM upgrade_log") == [("ran",)]
@@ -99,3 +102,24 @@ async def test_a_store_written_by_a_newer_version_is_refused(store_url: str) -> 
     await raw_query(store_url, newer)
     with pytest.raises(StoreUnavailableError, match=r"schema version \[99\]; this node supports"):
         await ClusterStore.open(store_url)
+
+
+async def test_a_version_1_store_gains_the_credential_tables(store_url: str) -> None:
+    """A store written before security existed: its data stays, users and keys tables appear."""
+    store = await ClusterStore.open(store_url)
+    await store.store_result("n1:1", "n1", TASK_INFO, response={"kept": True})
+    await store.close()
+    await raw_query(store_url, "DROP TABLE api_keys")
+    await raw_query(store_url, "DROP TABLE users")
+    await raw_query(store_url, "UPDATE cluster_metadata SET value = '1' WHERE key = 'schema_version'")
+
+    store = await ClusterStore.open(store_url)
+    try:
+        assert await store.credentials.is_empty()
+        kept = await store.get_result("n1:1")
+        assert kept is not None and kept.response == {"kept": True}
+    finally:
+        await store.close()
+    assert await raw_query(
+        store_url, "SELECT value FROM cluster_metadata WHERE key = 'schema_version'"
+    ) == [(str(schema_version()),)]
