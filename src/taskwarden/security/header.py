@@ -35,7 +35,9 @@ def parse_authorization(value: str | None) -> BasicCredentials | ApiKeyCredentia
     try:
         decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
-        raise ValueError(f"the {_label(scheme)} credentials are not valid base64") from None
+        raise ValueError(
+            f"the {_label(scheme)} credentials are not base64-encoded UTF-8 text"
+        ) from None
     first, sep, second = decoded.partition(":")
     if not sep or not first:
         raise ValueError(f"the {_label(scheme)} credentials are not [id:secret] encoded")
