@@ -95,6 +95,7 @@ class SecurityService:
         # Passwords already checked against a stored hash, as keyed digests (never the password).
         self._verified: _Recent[bytes, bool] = _Recent(float("inf"))
         self._memo_key = secrets.token_bytes(32)
+        self._decoy: str | None = None
 
     # ---- authentication ----------------------------------------------------------------------
 
@@ -151,6 +152,8 @@ class SecurityService:
     async def _password_user(self, credentials: BasicCredentials) -> UserRecord | None:
         user = await self._user(credentials.username)
         if user is None:
+            # As slow as a wrong password, so that timing does not tell which users exist.
+            await asyncio.to_thread(verify_password, credentials.password, self._decoy_hash())
             return None
         memo = hmac.digest(
             self._memo_key, f"{user.password_hash}\0{credentials.password}".encode(), "sha256"
@@ -184,6 +187,11 @@ class SecurityService:
             user = await self.store.user(username)
             self._users.put(username, user)
         return user
+
+    def _decoy_hash(self) -> str:
+        if self._decoy is None:
+            self._decoy = hash_password(secrets.token_urlsafe(16))
+        return self._decoy
 
     # ---- users and keys ----------------------------------------------------------------------
 
