@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent / "support"))
 
 from nodeproc import NodeProcess
 from postgres import PostgresServer, PostgresUnavailableError
+from tlsfiles import TlsFiles, write_tls_files
 
 
 @pytest.fixture(scope="session")
@@ -35,6 +36,13 @@ def secure_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProces
         yield node
     finally:
         node.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    """A test CA and a certificate+key signed by it for 127.0.0.1/localhost (PEM files), made
+    once for the session; plus an unrelated CA that does not trust that certificate."""
+    return write_tls_files(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture
