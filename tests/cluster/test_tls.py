@@ -27,7 +27,7 @@ class TlsCluster(Cluster):
     def new_node(self, index: int, *, ca: Path | None = None) -> NodeProcess:
         return NodeProcess(
             self.root / f"n{index}", node_name=f"n{index}", secure=True,
-            verify=self.tls.trusting(),  # type: ignore[arg-type]  # an SSLContext works too
+            verify=self.tls.trusting(),
             extra_args=["--store", self.store, "--heartbeat-timeout", HEARTBEAT_TIMEOUT,
                         *self.tls.serve_args(ca=ca)],
         )
@@ -38,7 +38,7 @@ def https_node(tmp_path_factory: pytest.TempPathFactory, tls_files: TlsFiles) ->
     """One node serving HTTPS (``--cert/--key`` only), security off."""
     node = NodeProcess(
         tmp_path_factory.mktemp("https-node"), node_name="https",
-        verify=tls_files.trusting(),  # type: ignore[arg-type]
+        verify=tls_files.trusting(),
         extra_args=["--cert", str(tls_files.cert), "--key", str(tls_files.key)],
     )
     node.start()

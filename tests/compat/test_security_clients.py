@@ -35,7 +35,7 @@ def node(tmp_path_factory: pytest.TempPathFactory, tls_files: TlsFiles) -> Itera
     """One node with ``--security`` serving HTTPS; its helper client signs in as ``admin``."""
     proc = NodeProcess(
         tmp_path_factory.mktemp("secure-https-node"), node_name="secure-https", secure=True,
-        verify=tls_files.trusting(),  # type: ignore[arg-type]  # an SSLContext works too
+        verify=tls_files.trusting(),
         extra_args=["--cert", str(tls_files.cert), "--key", str(tls_files.key)],
     )
     proc.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -32,11 +33,11 @@ class NodeProcess:
         env: dict[str, str] | None = None,
         secure: bool = False,
         auth: httpx.Auth | tuple[str, str] | None = None,
-        verify: str | bool = True,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         """``secure``: started with ``--security`` and the admin password above; the helper
-        client then signs in as that admin unless ``auth`` says otherwise. ``verify``: the CA
-        file a node serving HTTPS is checked against."""
+        client then signs in as that admin unless ``auth`` says otherwise. ``verify``: how the
+        certificate of a node serving HTTPS is checked (an SSL context trusting its CA)."""
         self.data_dir = data_dir
         self.node_name = node_name
         self.extra_args = extra_args or []
