@@ -4,56 +4,15 @@ a real node: the live tree, filters, cancel with wait, the detail pane and hot t
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 
-import pytest
 from nodeproc import NodeProcess
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Locator, Page, expect
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
 # Children keep running this long after the cancel, so the wait is visible in the page.
 STOP_DELAY = "2s"
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """One Chromium for the module; each test gets a fresh context (storage, cookies)."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium", pytrace=False)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture
-def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
-    """A page in a fresh context; uncaught script errors fail the test; a last screenshot is kept."""
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    context.set_default_timeout(15_000)
-    tab = context.new_page()
-    script_errors: list[str] = []
-    tab.on("pageerror", lambda exc: script_errors.append(str(exc)))
-    try:
-        yield tab
-    finally:
-        if tab.url.startswith("http"):
-            screenshot(tab, f"{request.node.name}-last")
-        context.close()
-    assert not script_errors, f"uncaught errors in the page: {script_errors}"
-
-
-def screenshot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+Screenshot = Callable[[Page, str], None]
 
 
 def task_row(page: Page, task_id: str) -> Locator:
@@ -68,7 +27,9 @@ def children_of(node: NodeProcess, parent_id: str) -> list[str]:
     return [f"{t['node']}:{t['id']}" for t in node.running() if t.get("parent_task_id") == parent_id]
 
 
-def test_tree_filter_cancel_with_wait_and_stored_outcome(node: NodeProcess, page: Page) -> None:
+def test_tree_filter_cancel_with_wait_and_stored_outcome(
+    node: NodeProcess, page: Page, screenshot: Screenshot
+) -> None:
     parent = node.start_sleep(
         headers={"X-Opaque-Id": "ui-nightly-import"}, duration="10m", children_per_node=2,
         stop_delay=STOP_DELAY,
@@ -149,7 +110,9 @@ def test_tree_filter_cancel_with_wait_and_stored_outcome(node: NodeProcess, page
     expect(pane.get_by_test_id("detail-fetch-error")).to_contain_text("HTTP 404")
 
 
-def test_cancel_selected_hot_threads_and_pause(node: NodeProcess, page: Page) -> None:
+def test_cancel_selected_hot_threads_and_pause(
+    node: NodeProcess, page: Page, screenshot: Screenshot
+) -> None:
     first = node.start_sleep(headers={"X-Opaque-Id": "batch-a"}, duration="10m")
     second = node.start_sleep(headers={"X-Opaque-Id": "batch-b"}, duration="10m")
     keep = node.start_sleep(headers={"X-Opaque-Id": "keep"}, duration="10m")
@@ -212,6 +175,11 @@ def test_static_files_redirect_and_unknown_file(shared_node: NodeProcess, page: 
     page.goto(shared_node.url + "/_ui")
     assert page.url == shared_node.url + "/_ui/"
     expect(page.get_by_test_id("cluster-info")).to_contain_text("cluster [")
+    # Security is off: no sign-in, nobody shown as signed in, and the page may cancel.
+    expect(page.get_by_test_id("refresh-button")).to_be_visible()
+    expect(page.get_by_test_id("signin-panel")).to_be_hidden()
+    expect(page.get_by_test_id("signed-in")).to_be_hidden()
+    expect(page.get_by_test_id("cancel-selected")).to_be_visible()
 
 
 def test_status_rendering_and_client_filters(shared_node: NodeProcess, page: Page) -> None:

@@ -1,6 +1,7 @@
 // taskwarden's web UI: a live tree of every task on every node, built from the public REST API only.
 
-import { call, describeFailure, describePartialFailures, taskPath } from "./api.js";
+import { call, describeFailure, describePartialFailures, onDenied, taskPath } from "./api.js";
+import { Session } from "./auth.js";
 import { CancelLog, confirmCancel } from "./cancels.js";
 import { errorBox, h, setText } from "./dom.js";
 import { DetailPane, HotThreads, WatchList, outcomeOf } from "./panels.js";
@@ -29,6 +30,8 @@ const state = {
   visibleIds: [],
   ticks: 0,
   reloadNodes: true,
+  polling: false, // refreshing every second: not while signed out
+  epoch: 0, // bumped when who the page acts as changes: older answers are dropped
 };
 
 const nodeName = (id) => (state.nodes.get(id) || {}).name || id || "";
@@ -55,6 +58,9 @@ const detail = new DetailPane($("detail"), {
 });
 const cancelLog = new CancelLog($("cancel-log"), (id) => openDetail(id));
 const hotThreads = new HotThreads($("hot-threads"));
+const session = new Session($("signin"), $("signed-in"), sessionChanged);
+// A call refused for its credentials (401) or its role (403): ask again who the page is.
+onDenied(() => session.check());
 
 // ---- the tree ----
 
@@ -102,7 +108,9 @@ function render() {
   filterTree(state.tree, filters).forEach((node) => walk(node, 0));
   table.render(items);
 
-  const selectable = items.filter((i) => i.task.cancellable !== false && !i.task.cancelled && !i.pending);
+  const selectable = session.canManage
+    ? items.filter((i) => i.task.cancellable !== false && !i.task.cancelled && !i.pending)
+    : [];
   state.visibleIds = selectable.map((i) => i.id);
   setText($("task-count"), `(${total} ${total === 1 ? "task" : "tasks"})`);
   $("no-tasks").hidden = items.length > 0 || !state.listed;
@@ -133,12 +141,15 @@ function showBanner(el, boxes) {
 }
 
 async function refresh() {
+  if (session.status === "unknown") session.check();
+  const epoch = state.epoch;
   state.ticks += 1;
   const filters = apiFilters();
   const jobs = [call("GET", "/_tasks", { group_by: "parents", detailed: "true", ...filters })];
   if (state.reloadNodes || state.ticks % NODES_EVERY_TICKS === 1) jobs.push(loadNodes());
   if (detail.wantsRefresh) jobs.push(detail.refresh());
   const [list] = await Promise.all(jobs);
+  if (epoch !== state.epoch) return;
   if (list.ok) {
     state.listed = true;
     state.tree = toTree(list.body.tasks);
@@ -198,6 +209,7 @@ let again = false;
 
 async function tick() {
   timer = null;
+  if (!state.polling) return;
   if (inFlight) {
     again = true;
     return;
@@ -213,7 +225,7 @@ async function tick() {
   if (again) {
     again = false;
     tick();
-  } else if (!state.paused) {
+  } else if (!state.paused && state.polling) {
     timer = setTimeout(tick, REFRESH_MS);
   }
 }
@@ -228,7 +240,9 @@ function refreshNow() {
 
 async function loadNodes() {
   state.reloadNodes = false;
+  const epoch = state.epoch;
   const result = await call("GET", "/_nodes");
+  if (epoch !== state.epoch) return;
   if (!result.ok) {
     showBanner($("nodes-error"), [errorBox(describeFailure(result), "nodes-error-body")]);
     return;
@@ -266,8 +280,9 @@ function renderNodes() {
 }
 
 async function loadClusterInfo() {
+  const epoch = state.epoch;
   const result = await call("GET", "/");
-  if (result.ok) {
+  if (result.ok && epoch === state.epoch) {
     const b = result.body;
     setText($("cluster-info"), `cluster [${b.cluster_name}] · answered by [${b.name}] · version ${(b.version || {}).taskwarden || (b.version || {}).number || "?"}`);
   }
@@ -287,6 +302,7 @@ function topmost(ids) {
 }
 
 async function requestCancel(ids) {
+  if (!session.canManage) return;
   const targets = topmost(ids).map((id) => {
     const entry = state.index.get(id) || { task: {}, descendants: 0 };
     return { id, action: entry.task.action, descendants: entry.descendants };
@@ -315,6 +331,54 @@ function openDetail(id) {
   watch.remember(id, entry ? entry.task.action : "", entry ? (entry.task.cancelled ? "stopping" : "running") : "");
   detail.open(id).then(render);
   render();
+}
+
+// ---- who the page acts as ----
+
+/** Signed in, out, or as someone else: the controls the role allows, and polling only with
+ * credentials the node takes. */
+function sessionChanged() {
+  state.epoch += 1;
+  const canManage = session.canManage;
+  table.setCanCancel(canManage);
+  for (const id of ["bulk", "select-column", "cancel-column"]) $(id).hidden = !canManage;
+  if (!canManage) state.selected.clear();
+  if (session.status === "signed-out") {
+    stopPolling();
+    forgetListing();
+  } else {
+    if (session.status === "signed-in" && !$("cluster-info").textContent) loadClusterInfo();
+    startPolling();
+  }
+  render();
+}
+
+function startPolling() {
+  if (state.polling) return;
+  state.polling = true;
+  state.reloadNodes = true;
+  refreshNow();
+}
+
+function stopPolling() {
+  state.polling = false;
+  if (timer !== null) clearTimeout(timer);
+  timer = null;
+}
+
+/** What was read with the credentials just dropped is not shown without them. */
+function forgetListing() {
+  state.listed = false;
+  state.tree = [];
+  state.index = new Map();
+  state.nodes = new Map();
+  state.nodesKey = "";
+  renderNodes();
+  detail.close();
+  $("hot-threads").hidden = true;
+  setText($("cluster-info"), "");
+  setText($("last-update"), "");
+  for (const id of ["list-error", "list-failures", "nodes-error"]) showBanner($(id), []);
 }
 
 // ---- wiring ----
@@ -371,5 +435,5 @@ function wire() {
 }
 
 wire();
-loadClusterInfo();
-refreshNow();
+// Polling starts once the node says who the page is (see sessionChanged).
+session.check();

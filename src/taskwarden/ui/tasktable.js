@@ -8,16 +8,27 @@ export class TaskTable {
   constructor(tbody, handlers) {
     this.tbody = tbody;
     this.rows = new Map();
+    this.canCancel = true;
     tbody.addEventListener("click", (event) => {
       const button = event.target.closest("button[data-action]");
       if (!button || button.disabled) return;
       const row = button.closest("tr");
+      if (button.dataset.action === "cancel" && !this.canCancel) return;
       handlers[button.dataset.action](row.dataset.taskId);
     });
     tbody.addEventListener("change", (event) => {
       if (!event.target.matches("input[type=checkbox]")) return;
       handlers.select(event.target.closest("tr").dataset.taskId, event.target.checked);
     });
+  }
+
+  /** With `allowed` false (a read-only role) rows have no checkbox and no cancel button. */
+  setCanCancel(allowed) {
+    if (allowed === this.canCancel) return;
+    this.canCancel = allowed;
+    // The rows are built again, with or without their controls, by the next render.
+    this.tbody.replaceChildren();
+    this.rows.clear();
   }
 
   /** Show exactly these items, in this order. Each: {id, task, depth, childCount, expanded,
@@ -29,7 +40,7 @@ export class TaskTable {
       seen.add(item.id);
       let entry = this.rows.get(item.id);
       if (!entry) {
-        entry = createRow(item.id);
+        entry = createRow(item.id, this.canCancel);
         this.rows.set(item.id, entry);
       }
       updateRow(entry, item);
@@ -48,17 +59,19 @@ export class TaskTable {
   }
 }
 
-function createRow(id) {
-  const select = h("input", { type: "checkbox", "data-testid": "task-select", "aria-label": `Select task ${id}` });
+function createRow(id, canCancel) {
+  const select = canCancel
+    ? h("input", { type: "checkbox", "data-testid": "task-select", "aria-label": `Select task ${id}` })
+    : null;
   const toggle = h("button", { type: "button", class: "toggle", "data-action": "toggle", "data-testid": "task-toggle" });
   const open = h("button", {
     type: "button", class: "link", "data-action": "open", "data-testid": "task-open", title: "Show details",
   });
   const kids = h("span", { class: "kids" });
   const desc = h("span", { class: "desc" });
-  const cancel = h("button", {
-    type: "button", class: "danger small", "data-action": "cancel", "data-testid": "task-cancel",
-  }, "Cancel");
+  const cancel = canCancel
+    ? h("button", { type: "button", class: "danger small", "data-action": "cancel", "data-testid": "task-cancel" }, "Cancel")
+    : null;
   const cells = {
     node: h("td", { "data-testid": "task-node" }),
     running: h("td", { class: "num", "data-testid": "task-running" }),
@@ -69,7 +82,7 @@ function createRow(id) {
   const row = h(
     "tr",
     { "data-testid": "task-row", "data-task-id": id },
-    h("td", { class: "c-select" }, select),
+    canCancel ? h("td", { class: "c-select" }, select) : null,
     h(
       "td",
       { class: "c-action" },
@@ -84,7 +97,7 @@ function createRow(id) {
       ),
     ),
     cells.node, cells.running, cells.status, cells.headers, cells.state,
-    h("td", { class: "c-cancel" }, cancel),
+    canCancel ? h("td", { class: "c-cancel" }, cancel) : null,
   );
   return { row, select, toggle, open, kids, desc, cancel, cells, statusKey: undefined, headersKey: undefined };
 }
@@ -100,8 +113,10 @@ function updateRow(entry, item) {
   row.dataset.depth = String(item.depth);
   row.style.setProperty("--depth", String(item.depth));
 
-  select.checked = item.selected;
-  select.disabled = !cancellable || Boolean(task.cancelled) || item.pending;
+  if (select) {
+    select.checked = item.selected;
+    select.disabled = !cancellable || Boolean(task.cancelled) || item.pending;
+  }
 
   toggle.classList.toggle("invisible", item.childCount === 0);
   toggle.disabled = item.childCount === 0;
@@ -135,9 +150,11 @@ function updateRow(entry, item) {
   setText(badge, stateText);
   badge.className = `badge ${stateClass}`;
 
-  cancel.disabled = !cancellable || Boolean(task.cancelled) || item.pending;
-  cancel.setAttribute("aria-label", `Cancel ${task.action} ${item.id}`);
-  cancel.title = cancellable ? "Cancel this task and all its descendants" : "This task cannot be cancelled";
+  if (cancel) {
+    cancel.disabled = !cancellable || Boolean(task.cancelled) || item.pending;
+    cancel.setAttribute("aria-label", `Cancel ${task.action} ${item.id}`);
+    cancel.title = cancellable ? "Cancel this task and all its descendants" : "This task cannot be cancelled";
+  }
 }
 
 function stateOf(task, pending) {
