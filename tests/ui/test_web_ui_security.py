@@ -201,6 +201,7 @@ def test_password_sign_in_a_403_and_sign_out(
     expect(tab.get_by_test_id("signin-panel")).to_be_visible()
     expect(tab.get_by_test_id("signed-in")).to_be_hidden()
     expect(tab.get_by_test_id("task-table")).to_be_hidden()
+    expect(tab.get_by_test_id("cancel-entry")).to_have_count(0)  # not shown to the next person
     assert tab.evaluate("sessionStorage.length") == 0
     with tab.expect_response(is_who_am_i) as again:
         tab.reload()

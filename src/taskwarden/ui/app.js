@@ -378,6 +378,7 @@ function forgetListing() {
   $("hot-threads").hidden = true;
   setText($("cluster-info"), "");
   setText($("last-update"), "");
+  cancelLog.clear();
   for (const id of ["list-error", "list-failures", "nodes-error"]) showBanner($(id), []);
 }
 

@@ -53,6 +53,12 @@ export class CancelLog {
     return result;
   }
 
+  /** Empty the log (on sign-out: the next person must not see what this one cancelled). */
+  clear() {
+    this.list.replaceChildren();
+    this.list.closest("section").querySelector("[data-role=empty]").hidden = false;
+  }
+
   outcome(result, millis) {
     if (!result.ok) return errorBox(describeFailure(result), "cancel-error");
     const tasks = tasksOf(result.body);
