@@ -1,4 +1,5 @@
-"""The ``taskwarden`` command line: ``serve`` starts a node; ``tasks`` and ``cat`` talk to one."""
+"""The ``taskwarden`` command line: ``serve`` starts a node; ``tasks``, ``cat``, ``keys`` and
+``users`` talk to one."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from taskwarden.cli.keys import keys_app, users_app
 from taskwarden.cli.tasks import cat_app, tasks_app
 from taskwarden.errors import TaskwardenError
 from taskwarden.timevalue import parse_time_value
@@ -23,6 +25,8 @@ app = typer.Typer(
 )
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(cat_app, name="cat")
+app.add_typer(keys_app, name="keys")
+app.add_typer(users_app, name="users")
 
 
 def _attributes(pairs: list[str]) -> dict[str, str]:

@@ -1,44 +1,48 @@
 """``taskwarden tasks list|get|cancel|watch`` and ``taskwarden cat tasks``: the operator's commands.
 
-They speak only the public REST API, through :class:`taskwarden.client.Client`. Exit codes: 0 done,
-1 the server answered an error or could not be reached, 2 a usage error.
+They speak only the public REST API, through :class:`taskwarden.client.Client`, with the
+connection options of :mod:`taskwarden.cli.connection`. Exit codes: 0 done, 1 the server answered
+an error (refused credentials included) or could not be reached, 2 a usage error.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console, RenderableType
 from rich.live import Live
 
 from taskwarden.cli import render
-from taskwarden.client import DEFAULT_URL, Client
+from taskwarden.cli.connection import (
+    HTTP_TIMEOUT,
+    JsonOption,
+    connect,
+    connection_callback,
+    connection_options,
+    print_json,
+)
+from taskwarden.client import Client
 from taskwarden.errors import IllegalArgumentError, ResourceNotFoundError, TaskwardenError
 from taskwarden.timevalue import parse_time_value
 
 __all__ = ["cat_app", "tasks_app"]
 
-URL_ENV = "TASKWARDEN_URL"
-_URL_KEY = "taskwarden.url"
-_HTTP_TIMEOUT = 60.0
 _WAIT_MARGIN = 30.0  # seconds the HTTP client waits past the server-side timeout of a get
 
 tasks_app = typer.Typer(
-    name="tasks", help="List, inspect, cancel and watch tasks.", no_args_is_help=True
+    name="tasks", help="List, inspect, cancel and watch tasks.", no_args_is_help=True,
+    callback=connection_callback,
 )
 cat_app = typer.Typer(name="cat", help="Compact text tables (Elasticsearch _cat APIs).",
-                      no_args_is_help=True)
+                      no_args_is_help=True, callback=connection_callback)
 
 _out = Console(highlight=False)
 _err = Console(stderr=True, highlight=False)
@@ -50,13 +54,6 @@ class GroupBy(StrEnum):
     none = "none"
 
 
-GroupUrlOption = Annotated[
-    str, typer.Option("--url", envvar=URL_ENV, help="Base URL of any node of the cluster.")
-]
-UrlOption = Annotated[
-    str | None,
-    typer.Option("--url", help=f"Base URL of any node (default: ${URL_ENV}, else {DEFAULT_URL})."),
-]
 ActionsOption = Annotated[
     str | None, typer.Option("--actions", help="Comma list of actions; * wildcards (test:*).")
 ]
@@ -64,58 +61,6 @@ NodesOption = Annotated[str | None, typer.Option("--nodes", help="Comma list of 
 ParentOption = Annotated[
     str | None, typer.Option("--parent-task-id", help="Only children of this task (node_id:n).")
 ]
-JsonOption = Annotated[
-    bool, typer.Option("--json", help="Print the server's JSON answer (for scripts).")
-]
-
-
-def _remember_url(ctx: typer.Context, url: str) -> None:
-    ctx.meta[_URL_KEY] = url
-
-
-@tasks_app.callback()
-def _tasks_group(ctx: typer.Context, url: GroupUrlOption = DEFAULT_URL) -> None:
-    """List, inspect, cancel and watch tasks over the REST API."""
-    _remember_url(ctx, url)
-
-
-@cat_app.callback()
-def _cat_group(ctx: typer.Context, url: GroupUrlOption = DEFAULT_URL) -> None:
-    """Compact text tables, as the server renders them."""
-    _remember_url(ctx, url)
-
-
-def _url(ctx: typer.Context, url: str | None) -> str:
-    """The command's own --url, else the group's (--url, then $TASKWARDEN_URL, then the default)."""
-    chosen = url or str(ctx.meta.get(_URL_KEY, DEFAULT_URL))
-    if not chosen.startswith(("http://", "https://")):
-        raise typer.BadParameter(f"expected an http:// or https:// URL, got [{chosen}]",
-                                 param_hint="--url")
-    return chosen.rstrip("/")
-
-
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
-
-
-@contextmanager
-def _client(url: str, *, timeout: float | None = _HTTP_TIMEOUT,
-            headers: dict[str, str] | None = None) -> Iterator[Client]:
-    """A client whose server errors and connection failures end the command with exit code 1."""
-    try:
-        with Client(url, timeout=timeout, headers=headers) as client:
-            yield client
-    except TaskwardenError as exc:
-        _fail(f"{exc.type}: {exc.reason}")
-    except httpx.TimeoutException:
-        _fail(f"no answer from taskwarden at {url} within {timeout:g}s")
-    except httpx.TransportError as exc:
-        _fail(f"cannot reach taskwarden at {url}: {exc or type(exc).__name__}")
-
-
-def _print_json(body: Any) -> None:
-    sys.stdout.write(json.dumps(body, indent=2, ensure_ascii=False) + "\n")
 
 
 def _node_names(client: Client) -> dict[str, str]:
@@ -141,6 +86,7 @@ def _seconds(raw: str, flag: str) -> float:
 
 
 @tasks_app.command("list")
+@connection_options
 def list_tasks(
     ctx: typer.Context,
     actions: ActionsOption = None,
@@ -151,14 +97,13 @@ def list_tasks(
         GroupBy, typer.Option("--group-by", help="Group by node, nest children under parents, or flat.")
     ] = GroupBy.nodes,
     as_json: JsonOption = False,
-    url: UrlOption = None,
 ) -> None:
     """List running tasks (GET /_tasks)."""
-    with _client(_url(ctx, url)) as client:
+    with connect(ctx) as client:
         body = client.list_tasks(actions=actions, detailed=detailed or None, group_by=group_by.value,
                                  nodes=_csv(nodes), parent_task_id=parent_task_id)
         if as_json:
-            _print_json(body)
+            print_json(body)
         else:
             names = {} if group_by is GroupBy.nodes else _node_names(client)
             _out.print(render.list_view(body, group_by=group_by.value, detailed=detailed, names=names))
@@ -166,6 +111,7 @@ def list_tasks(
 
 
 @tasks_app.command("get")
+@connection_options
 def get_task(
     ctx: typer.Context,
     task_id: Annotated[str, typer.Argument(metavar="TASK_ID", help="Task id, node_id:number.")],
@@ -174,17 +120,16 @@ def get_task(
         str | None, typer.Option("--timeout", help="With --wait: how long (30s by default, -1: no limit).")
     ] = None,
     as_json: JsonOption = False,
-    url: UrlOption = None,
 ) -> None:
     """Show one task, whether it completed, and its stored response or error (GET /_tasks/{id})."""
-    with _client(_url(ctx, url), timeout=_get_http_timeout(wait, timeout)) as client:
+    with connect(ctx, timeout=_get_http_timeout(wait, timeout)) as client:
         if wait:
             with _err.status(f"waiting for task [{task_id}] to complete"):
                 body = client.get_task(task_id, wait_for_completion=True, timeout=timeout)
         else:
             body = client.get_task(task_id, timeout=timeout)
         if as_json:
-            _print_json(body)
+            print_json(body)
             return
         names = _node_names(client)
     _out.print(render.task_detail(body, names))
@@ -195,15 +140,16 @@ def get_task(
 def _get_http_timeout(wait: bool, timeout: str | None) -> float | None:
     """Long enough for the server's own wait to end first; a malformed value is the server's to reject."""
     if not wait:
-        return _HTTP_TIMEOUT
+        return HTTP_TIMEOUT
     try:
         nanos = parse_time_value(timeout or "30s", "timeout")
     except TaskwardenError:
-        return _HTTP_TIMEOUT
+        return HTTP_TIMEOUT
     return None if nanos < 0 else nanos / 1e9 + _WAIT_MARGIN
 
 
 @tasks_app.command("cancel")
+@connection_options
 def cancel_tasks(
     ctx: typer.Context,
     task_id: Annotated[
@@ -216,7 +162,6 @@ def cancel_tasks(
         bool, typer.Option("--wait", help="Return once the tasks and all their descendants stopped.")
     ] = False,
     as_json: JsonOption = False,
-    url: UrlOption = None,
 ) -> None:
     """Cancel one task and its descendants, or every cancellable task the filters match."""
     if not (task_id or actions or nodes or parent_task_id):
@@ -225,7 +170,7 @@ def cancel_tasks(
             "(--actions '*' cancels every cancellable task)"
         )
     target = f"task [{task_id}]" if task_id else "the matching tasks"
-    with _client(_url(ctx, url), timeout=None if wait else _HTTP_TIMEOUT) as client:
+    with connect(ctx, timeout=None if wait else HTTP_TIMEOUT) as client:
         def cancel() -> Any:
             return client.cancel(task_id=task_id, actions=actions, nodes=_csv(nodes),
                                  parent_task_id=parent_task_id, wait_for_completion=wait or None)
@@ -237,7 +182,7 @@ def cancel_tasks(
             body = cancel()
     cancelled = render.flatten_tasks(body)
     if as_json:
-        _print_json(body)
+        print_json(body)
     if task_id and not cancelled and body.get("node_failures"):
         # The server answers 200 for an unknown or uncancellable id; for an operator it failed.
         for _, detail in render.failures(body):
@@ -268,6 +213,7 @@ def _warn_failures(body: Any) -> None:
 
 
 @tasks_app.command("watch")
+@connection_options
 def watch_tasks(
     ctx: typer.Context,
     task_id: Annotated[
@@ -282,7 +228,6 @@ def watch_tasks(
     count: Annotated[
         int | None, typer.Option("--count", min=1, help="Stop after this many refreshes.")
     ] = None,
-    url: UrlOption = None,
 ) -> None:
     """A live view of running tasks, or of one task until it finishes; Ctrl-C stops it (exit 0)."""
     period = _seconds(interval, "--interval")
@@ -290,7 +235,7 @@ def watch_tasks(
         raise typer.BadParameter("filters cannot be combined with a TASK_ID")
     # Tagged so that the view can leave out the listing requests it makes itself.
     own_requests = f"taskwarden-watch-{os.getpid()}"
-    with _client(_url(ctx, url), headers={"X-Opaque-Id": own_requests}) as client:
+    with connect(ctx, headers={"X-Opaque-Id": own_requests}) as client:
         names = _node_names(client)
         if task_id:
             one = _OneTaskWatch(client, task_id, names)
@@ -358,6 +303,7 @@ def _refresh_loop(frame: Callable[[], tuple[RenderableType, bool]], period: floa
 
 
 @cat_app.command("tasks")
+@connection_options
 def cat_tasks(
     ctx: typer.Context,
     verbose: Annotated[bool, typer.Option("--v", "-v", help="Print a header line.")] = False,
@@ -371,10 +317,9 @@ def cat_tasks(
         str | None, typer.Option("--format", help="text (default), json, yaml, ...")
     ] = None,
     time_unit: Annotated[str | None, typer.Option("--time", help="Unit for times (ms, s, ...).")] = None,
-    url: UrlOption = None,
 ) -> None:
     """Print GET /_cat/tasks as the server renders it."""
-    with _client(_url(ctx, url)) as client:
+    with connect(ctx) as client:
         text = client.cat_tasks(actions=actions, detailed=detailed or None, nodes=_csv(nodes),
                                 parent_task_id=parent_task_id, h=headers, s=sort,
                                 v=verbose or None, format=output_format, time=time_unit)
