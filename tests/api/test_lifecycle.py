@@ -30,7 +30,8 @@ SHUTTING_DOWN = {"type": "task_cancelled_exception", "reason": "task cancelled [
 CLI_FLAGS = [
     "--host", "--port", "--data-dir", "--node-name", "--cluster-name", "--store", "--app", "--attr",
     "--no-test-actions", "--grace", "--results-retention", "--results-cleanup-interval",
-    "--max-tasks", "--max-children-per-task", "--max-concurrent-requests",
+    "--max-tasks", "--max-children-per-task", "--max-concurrent-requests", "--security",
+    "--admin-password", "--cert", "--key", "--ca-cert",
 ]
 
 
@@ -276,6 +277,22 @@ def test_attr_without_value_is_a_usage_error(tmp_path: Path) -> None:
                      "--data-dir", str(tmp_path / "d"), "--attr", "novalue")
     assert result.returncode == 2
     assert "expected KEY=VALUE" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [(["--cert", "{pem}"], "--cert and --key go together"),
+     (["--ca-cert", "{pem}"], "give this node's --cert and --key too")],
+)
+def test_tls_flags_that_cannot_work_alone_are_usage_errors(
+    tmp_path: Path, flags: list[str], message: str
+) -> None:
+    pem = tmp_path / "some.pem"
+    pem.write_text("not read before the check\n")
+    result = run_cli(sys.executable, "-m", "taskwarden", "serve", "--port", "0",
+                     "--data-dir", str(tmp_path / "d"), *(f.format(pem=pem) for f in flags))
+    assert result.returncode == 2
+    assert message in " ".join((result.stdout + result.stderr).split()).replace("│", "")
 
 
 def test_python_dash_m_help_lists_serve() -> None:

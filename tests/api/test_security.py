@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from apicheck import SLEEP_PATH, assert_es_error
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from nodeproc import ADMIN_PASSWORD, NodeProcess
 
@@ -393,6 +393,9 @@ def test_any_security_body_gets_an_answer_not_a_crash(
     secure_node: NodeProcess, body: dict[str, Any], target: str
 ) -> None:
     method, path = target.split(" ")
+    if method == "DELETE":
+        # Keys of the users other tests sign in as stay valid: the node is shared.
+        assume(body.get("owner") is not True and body.get("username") != "admin")
     response = secure_node.client.request(method, path, json=body)
     assert response.status_code in (200, 400, 404), response.text
     if response.status_code != 200:

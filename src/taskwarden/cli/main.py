@@ -128,6 +128,11 @@ def serve(
         raise typer.BadParameter("must be at least [1s]", param_hint="--results-cleanup-interval")
     if (cert is None) != (key is None):
         raise typer.BadParameter("--cert and --key go together", param_hint="--cert")
+    if ca_cert is not None and cert is None:
+        raise typer.BadParameter(
+            "checks the other nodes' HTTPS certificates: give this node's --cert and --key too",
+            param_hint="--ca-cert",
+        )
     settings = NodeSettings(
         host=host,
         port=port,
