@@ -34,12 +34,15 @@ def summary(values: list[float]) -> str:
 
 
 class BenchCluster:
-    """Three node processes with the benchmark actions loaded, on one SQLite store."""
+    """Three node processes with the benchmark actions loaded, on one shared store.
 
-    def __init__(self, root: Path) -> None:
+    ``store`` is the store URL the nodes share; by default a SQLite file in ``root``.
+    """
+
+    def __init__(self, root: Path, store: str | None = None) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")])
-        store = f"sqlite:///{root / 'cluster.db'}"
+        self.store = store if store is not None else f"sqlite:///{root / 'cluster.db'}"
         self.procs: list[subprocess.Popen[str]] = []
         self.clients: list[httpx.Client] = []
         # Each node's output after its start line, read all along (an unread pipe would fill up
@@ -49,17 +52,21 @@ class BenchCluster:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "taskwarden", "serve", "--port", "0",
                  "--data-dir", str(root / f"n{index}"), "--node-name", f"n{index}",
-                 "--store", store, "--app", "bench_actions"],
+                 "--store", self.store, "--app", "bench_actions"],
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
             )
             assert proc.stdout is not None
             url = ""
+            before: list[str] = []
             for line in proc.stdout:
                 if "started on " in line:
                     url = line.split("started on ", 1)[1].split()[0]
                     break
+                before.append(line)
             if not url:
-                raise RuntimeError("node did not start")
+                proc.wait(60)
+                self.stop()
+                raise RuntimeError(f"node n{index} did not start:\n{''.join(before[-30:])}")
             self.procs.append(proc)
             self.clients.append(httpx.Client(base_url=url, timeout=300))
             lines: list[str] = []
