@@ -72,6 +72,8 @@ def test_journal_failure_answers_503_and_stops_the_started_job(node: NodeProcess
         node.wait_until(lambda: node.running() == [], message="the job kept running")
     assert node.post(SLEEP_PATH, params={"wait_for_completion": "false"},
                      json={"duration": "0s"}).status_code == 200
+    # The refused start had no row: there is no outcome to store, and no error about one.
+    assert not any("could not store the outcome" in line for line in node.output), node.output
 
 
 @pytest.mark.parametrize("wait", [True, False])

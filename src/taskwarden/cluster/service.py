@@ -368,9 +368,8 @@ class ClusterService:
     ) -> None:
         try:
             await asyncio.wait([journal])
-            if journal.cancelled():
-                return
-            journal.result()
+            if journal.cancelled() or journal.exception() is not None:
+                return  # never recorded: its start was refused (503), there is no row to complete
             await self._store_with_retries(key, info, response, error)
         except TaskwardenError:
             # The journal row stays unfinished; the next start of this node reports it failed.
