@@ -3,6 +3,7 @@ throwaway PostgreSQL server for the store's tests."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,8 +30,12 @@ def shared_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProces
 
 @pytest.fixture(scope="session")
 def secure_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
-    """One node with ``--security`` for the session; its ``client`` signs in as ``admin``."""
-    node = NodeProcess(tmp_path_factory.mktemp("secure-node"), node_name="secure", secure=True)
+    """One node with ``--security`` (and the actions of ``tw_user_app``) for the session; its
+    ``client`` signs in as ``admin``."""
+    support = str(Path(__file__).parent / "support")
+    path = os.pathsep.join(p for p in (support, os.environ.get("PYTHONPATH", "")) if p)
+    node = NodeProcess(tmp_path_factory.mktemp("secure-node"), node_name="secure", secure=True,
+                       extra_args=["--app", "tw_user_app"], env={"PYTHONPATH": path})
     node.start()
     try:
         yield node

@@ -205,6 +205,18 @@ def test_the_caller_is_recorded_in_the_task_headers(
         secure_node.post(f"/_tasks/{task_id}/_cancel")
 
 
+def test_an_app_action_reads_who_started_it(
+    secure_node: NodeProcess, keys: dict[str, dict[str, str]]
+) -> None:
+    with as_role(secure_node, keys, "manage") as manage:
+        answer = manage.post("/_actions/user:whoami", json={})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["headers"] == {
+        "user.name": "admin", "user.roles": "manage", "api_key.id": keys["manage"]["id"],
+        "api_key.name": "manage-key",
+    }
+
+
 def test_authenticate_says_who_is_calling(
     secure_node: NodeProcess, keys: dict[str, dict[str, str]]
 ) -> None:

@@ -15,6 +15,12 @@ async def greet(task: Task, *, name: str, times: int = 1) -> dict[str, Any]:
     return {"greeting": " ".join([f"hello {name}"] * times), "task": task.id}
 
 
+@action("user:whoami")
+async def whoami(task: Task) -> dict[str, Any]:
+    """Who started this task, as the node recorded it in the task's headers."""
+    return {"headers": task.headers}
+
+
 @action("user:record_cancel")
 async def record_cancel(task: Task, *, path: str) -> dict[str, Any]:
     """Sleep until cancelled, then write the cancellation reason to ``path``."""
