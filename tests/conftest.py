@@ -3,7 +3,6 @@ throwaway PostgreSQL server for the store's tests."""
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "support"))
 
-from nodeproc import NodeProcess
+from nodeproc import NodeProcess, support_pythonpath
 from postgres import PostgresServer, PostgresUnavailableError
 from tlsfiles import TlsFiles, write_tls_files
 
@@ -20,27 +19,18 @@ from tlsfiles import TlsFiles, write_tls_files
 @pytest.fixture(scope="session")
 def shared_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
     """One node for the whole session: tests that only read or clean up after themselves."""
-    node = NodeProcess(tmp_path_factory.mktemp("shared-node"), node_name="shared")
-    node.start()
-    try:
+    with NodeProcess(tmp_path_factory.mktemp("shared-node"), node_name="shared") as node:
         yield node
-    finally:
-        node.stop()
 
 
 @pytest.fixture(scope="session")
 def secure_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
     """One node with ``--security`` (and the actions of ``tw_user_app``) for the session; its
     ``client`` signs in as ``admin``."""
-    support = str(Path(__file__).parent / "support")
-    path = os.pathsep.join(p for p in (support, os.environ.get("PYTHONPATH", "")) if p)
-    node = NodeProcess(tmp_path_factory.mktemp("secure-node"), node_name="secure", secure=True,
-                       extra_args=["--app", "tw_user_app"], env={"PYTHONPATH": path})
-    node.start()
-    try:
+    with NodeProcess(tmp_path_factory.mktemp("secure-node"), node_name="secure", secure=True,
+                     extra_args=["--app", "tw_user_app"],
+                     env={"PYTHONPATH": support_pythonpath()}) as node:
         yield node
-    finally:
-        node.stop()
 
 
 @pytest.fixture(scope="session")
@@ -53,12 +43,8 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
 @pytest.fixture
 def node(tmp_path: Path) -> Iterator[NodeProcess]:
     """A fresh node of its own for one test."""
-    proc = NodeProcess(tmp_path / "node", node_name="solo")
-    proc.start()
-    try:
+    with NodeProcess(tmp_path / "node", node_name="solo") as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 import time
@@ -26,7 +25,7 @@ from apicheck import (
     wait_gone,
     worker_pids,
 )
-from nodeproc import NodeProcess
+from nodeproc import NodeProcess, support_pythonpath
 
 EXECUTORS = ["async", "thread", "process"]
 # The event loop's timers run on a millisecond clock: a sleep may end up to ~1ms early.
@@ -483,15 +482,9 @@ def test_client_read_timeout_cancels_the_waiting_task(runner: Runner) -> None:
 
 @pytest.fixture
 def app_node(tmp_path: Path) -> Iterator[NodeProcess]:
-    support = str(Path(__file__).parent.parent / "support")
-    path = os.pathsep.join(p for p in (support, os.environ.get("PYTHONPATH", "")) if p)
-    node = NodeProcess(tmp_path / "app-node", node_name="app",
-                       extra_args=["--app", "tw_user_app"], env={"PYTHONPATH": path})
-    node.start()
-    try:
+    with NodeProcess(tmp_path / "app-node", node_name="app", extra_args=["--app", "tw_user_app"],
+                     env={"PYTHONPATH": support_pythonpath()}) as node:
         yield node
-    finally:
-        node.stop()
 
 
 def test_disconnect_reason_names_the_http_channel(app_node: NodeProcess, tmp_path: Path) -> None:

@@ -47,12 +47,8 @@ BOUNDED = {"wait_for_completion", "timeout", "interval", "snapshots"}
 
 @pytest.fixture(scope="module")
 def fuzz_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
-    node = NodeProcess(tmp_path_factory.mktemp("fuzz") / "node", node_name="fuzz")
-    node.start()
-    try:
+    with NodeProcess(tmp_path_factory.mktemp("fuzz") / "node", node_name="fuzz") as node:
         yield node
-    finally:
-        node.stop()
 
 
 def bounded(query: dict[str, str]) -> dict[str, str]:

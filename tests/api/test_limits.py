@@ -18,12 +18,8 @@ REJECTED = "es_rejected_execution_exception"
 
 @pytest.fixture
 def limited(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[NodeProcess]:
-    node = NodeProcess(tmp_path / "node", extra_args=list(request.param))
-    node.start()
-    try:
+    with NodeProcess(tmp_path / "node", extra_args=list(request.param)) as node:
         yield node
-    finally:
-        node.stop()
 
 
 @pytest.mark.parametrize("limited", [["--max-tasks", "3"]], indirect=True)

@@ -54,13 +54,9 @@ def test_described_query_parameters_are_the_ones_taken(route: Any) -> None:
 @pytest.fixture(scope="module")
 def schema_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
     # No test actions: a generated body can then never start an hour-long sleep.
-    node = NodeProcess(tmp_path_factory.mktemp("schemathesis") / "node", node_name="schema",
-                       extra_args=["--no-test-actions"])
-    node.start()
-    try:
+    with NodeProcess(tmp_path_factory.mktemp("schemathesis") / "node", node_name="schema",
+                     extra_args=["--no-test-actions"]) as node:
         yield node
-    finally:
-        node.stop()
 
 
 schema = schemathesis.openapi.from_path(OPENAPI).exclude(

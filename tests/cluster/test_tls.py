@@ -36,16 +36,12 @@ class TlsCluster(Cluster):
 @pytest.fixture(scope="module")
 def https_node(tmp_path_factory: pytest.TempPathFactory, tls_files: TlsFiles) -> Iterator[NodeProcess]:
     """One node serving HTTPS (``--cert/--key`` only), security off."""
-    node = NodeProcess(
+    with NodeProcess(
         tmp_path_factory.mktemp("https-node"), node_name="https",
         verify=tls_files.trusting(),
         extra_args=["--cert", str(tls_files.cert), "--key", str(tls_files.key)],
-    )
-    node.start()
-    try:
+    ) as node:
         yield node
-    finally:
-        node.stop()
 
 
 @pytest.fixture(scope="module")

@@ -33,16 +33,12 @@ class ApiKey:
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory, tls_files: TlsFiles) -> Iterator[NodeProcess]:
     """One node with ``--security`` serving HTTPS; its helper client signs in as ``admin``."""
-    proc = NodeProcess(
+    with NodeProcess(
         tmp_path_factory.mktemp("secure-https-node"), node_name="secure-https", secure=True,
         verify=tls_files.trusting(),
         extra_args=["--cert", str(tls_files.cert), "--key", str(tls_files.key)],
-    )
-    proc.start()
-    try:
+    ) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 def create_key(node: NodeProcess, name: str, role: str) -> ApiKey:

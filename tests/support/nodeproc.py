@@ -17,6 +17,14 @@ import httpx
 
 _STARTED = re.compile(r"started on (https?://\S+)")
 
+SUPPORT = Path(__file__).resolve().parent
+
+
+def support_pythonpath() -> str:
+    """PYTHONPATH for a node that loads a test app from this folder (``--app tw_user_app``)."""
+    return os.pathsep.join(p for p in (str(SUPPORT), os.environ.get("PYTHONPATH", "")) if p)
+
+
 ADMIN_PASSWORD = "admin-password"
 """The bootstrap admin's password of nodes started with ``secure=True``."""
 
@@ -90,6 +98,13 @@ class NodeProcess:
         self._client = httpx.Client(
             base_url=self.url, timeout=30.0, auth=self.auth, verify=self.verify
         )
+
+    def __enter__(self) -> NodeProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     @property
     def client(self) -> httpx.Client:

@@ -19,12 +19,8 @@ WHO_AM_I = "/_security/_authenticate"
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
     """One node with security on for the module; its helper client is the bootstrap admin."""
-    node = NodeProcess(tmp_path_factory.mktemp("ui-secure"), node_name="guarded", secure=True)
-    node.start()
-    try:
+    with NodeProcess(tmp_path_factory.mktemp("ui-secure"), node_name="guarded", secure=True) as node:
         yield node
-    finally:
-        node.stop()
 
 
 @pytest.fixture
