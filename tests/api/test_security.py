@@ -412,3 +412,23 @@ def test_any_security_body_gets_an_answer_not_a_crash(
     assert response.status_code in (200, 400, 404), response.text
     if response.status_code != 200:
         assert "Traceback" not in response.text and "error" in response.json()
+
+
+@pytest.mark.parametrize("secured", [True, False])
+def test_pages_of_other_origins_may_not_change_anything(
+    secure_node: NodeProcess, shared_node: NodeProcess, secured: bool
+) -> None:
+    """A form or script on another site could otherwise cancel tasks through a visitor's
+    browser: a node on localhost needs no credentials, and browsers remember Basic ones."""
+    node = secure_node if secured else shared_node
+    foreign = {"Origin": "http://attacker.example"}
+    refused = node.post("/_tasks/_cancel", params={"actions": "none"}, headers=foreign)
+    assert_es_error(refused, 403, SECURITY, reason_pattern=(
+        r"cross-origin request refused: \[POST /_tasks/_cancel\] from origin "
+        r"\[http://attacker.example\] to \[127.0.0.1:\d+\]"
+    ))
+    assert_es_error(node.post(SLEEP_PATH, json={"duration": "0s"}, headers={"Origin": "null"}),
+                    403, SECURITY)
+    own = {"Origin": node.url}
+    assert node.post("/_tasks/_cancel", params={"actions": "none"}, headers=own).status_code == 200
+    assert node.get("/_tasks", headers=foreign).status_code == 200  # reads change nothing

@@ -8,6 +8,7 @@ import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import orjson
 from starlette.background import BackgroundTask
@@ -22,6 +23,7 @@ from taskwarden.errors import (
     IllegalArgumentError,
     ParseError,
     RequestTooLargeError,
+    SecurityError,
     TaskwardenError,
 )
 from taskwarden.http.gc_pause import CyclicGcPause
@@ -228,6 +230,8 @@ def es_endpoint(
         pretty = request.query_params.get("pretty") in ("", "true")
         error_trace = request.query_params.get("error_trace") in ("", "true")
         try:
+            if access is not None:
+                _refuse_cross_site(request)
             principal = await _caller(request, access) if access is not None else None
             params = RequestParams(
                 request.scope["path"], request.query_params.multi_items(), allowed_set
@@ -269,6 +273,26 @@ def es_endpoint(
         )
 
     return endpoint
+
+
+_SAFE_METHODS = frozenset(("GET", "HEAD", "OPTIONS"))
+
+
+def _refuse_cross_site(request: Request) -> None:
+    """A browser's request to change something, sent by a page of another origin: refused.
+
+    Otherwise any web page could cancel tasks through a visitor's browser (a node on localhost,
+    or credentials the browser remembers). Scripts and clients send no ``Origin``.
+    """
+    origin = request.headers.get("origin")
+    if origin is None or request.method in _SAFE_METHODS:
+        return
+    host = request.headers.get("host", "")
+    if urlsplit(origin).netloc.lower() != host.lower():
+        raise SecurityError(
+            f"cross-origin request refused: [{request.method} {request.url.path}] from origin "
+            f"[{origin}] to [{host}]"
+        )
 
 
 async def _caller(request: Request, access: Access) -> Principal | None:
