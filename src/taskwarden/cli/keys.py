@@ -139,7 +139,8 @@ def revoke_keys(
     name: KeyNameOption = None,
     owner: KeyOwnerOption = None,
 ) -> None:
-    """Invalidate API keys by id, name or owner (all given must match); they stop working at once."""
+    """Invalidate API keys by id, name or owner (all given must match): refused at once by the
+    node asked, within 5 s by the others."""
     if not (ids or name or owner):
         fail("say which keys to revoke: give key ids, --name or --user")
     with connect(ctx) as client:
