@@ -7,9 +7,11 @@ from typing import Protocol
 
 
 class Clock(Protocol):
-    """Wall time in epoch milliseconds and monotonic time in nanoseconds."""
+    """Wall time in epoch milliseconds (or nanoseconds) and monotonic time in nanoseconds."""
 
     def epoch_millis(self) -> int: ...
+
+    def epoch_nanos(self) -> int: ...
 
     def monotonic_nanos(self) -> int: ...
 
@@ -22,8 +24,9 @@ class SystemClock:
     def epoch_millis(self) -> int:
         return time.time_ns() // 1_000_000
 
-    # The C function itself: every task registration reads it, and a Python method around it
-    # would cost more than the read.
+    # The C functions themselves: every task registration reads both, and a Python method
+    # around them would cost more than the read.
+    epoch_nanos = staticmethod(time.time_ns)
     monotonic_nanos = staticmethod(time.monotonic_ns)
 
 
@@ -36,6 +39,9 @@ class ManualClock:
 
     def epoch_millis(self) -> int:
         return self._epoch_millis
+
+    def epoch_nanos(self) -> int:
+        return self._epoch_millis * 1_000_000
 
     def monotonic_nanos(self) -> int:
         return self._monotonic_nanos

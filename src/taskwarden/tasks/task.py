@@ -71,8 +71,8 @@ class Task:
         "id",
         "parent_id",
         "resource_stats",
-        "start_millis",
         "start_nanos",
+        "start_wall_nanos",
         "status",
         "type",
     )
@@ -97,7 +97,7 @@ class Task:
         self.parent_id = parent_id
         self.headers: dict[str, str] = headers if headers is not None else {}
         self._clock = clock
-        self.start_millis = clock.epoch_millis()
+        self.start_wall_nanos = clock.epoch_nanos()
         self.start_nanos = clock.monotonic_nanos()
         self.status: dict[str, Any] | Callable[[], dict[str, Any]] | None = None
         self.resource_stats: Callable[[], dict[str, Any] | None] | None = None
@@ -112,6 +112,11 @@ class Task:
     @property
     def is_cancelled(self) -> bool:
         return False
+
+    @property
+    def start_millis(self) -> int:
+        """Wall-clock start time in epoch milliseconds."""
+        return self.start_wall_nanos // 1_000_000
 
     def add_child_node(self, node_id: str) -> None:
         """Record a node before a child request is sent there, so a ban cannot miss it."""
@@ -158,7 +163,7 @@ class Task:
             "id": task_id.id,
             "type": self.type,
             "action": self.action,
-            "start_time_in_millis": self.start_millis,
+            "start_time_in_millis": self.start_wall_nanos // 1_000_000,
             "running_time_in_nanos": max(0, now_nanos - self.start_nanos),
             "cancellable": cancellable,
         }
