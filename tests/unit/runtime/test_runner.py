@@ -94,6 +94,10 @@ async def harness() -> AsyncIterator[Harness]:
     async def parent(task: AsyncTaskHandle) -> list[Any]:
         return await task.spawn_on("_all", "t:wait")
 
+    @action("t:thread-parent", registry=registry)
+    def thread_parent(task: ThreadTaskHandle, action: str = "t:echo") -> Any:
+        return task.spawn(action, {"value": 5})
+
     try:
         yield h
     finally:
@@ -218,3 +222,16 @@ async def test_cancel_before_the_first_step_still_unregisters(harness: Harness) 
     assert result.error.reason == "task cancelled [early]"
     assert harness.manager.get(task.id) is None
     assert not harness.started.is_set()
+
+
+async def test_a_thread_action_spawns_a_child_and_gets_its_answer(harness: Harness) -> None:
+    task, outcome = harness.launch("t:thread-parent")
+    ended = await outcome
+    assert ended.error is None, ended.error
+    assert ended.response["value"] == 5
+    assert ended.response["id"] != str(task.id)
+    # A child refused at its start (registered on the event loop, not in this thread) fails
+    # the parent with the refusal.
+    refused = await harness.launch("t:thread-parent", {"action": "t:fail"})[1]
+    assert refused.error is not None
+    assert refused.error.reason == "action [t:fail] does not support parameter [value]"
