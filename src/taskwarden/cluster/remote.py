@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Collection
+from collections.abc import Collection
 from typing import Any
 
 from taskwarden.cluster.children import RemoteChildren
@@ -30,11 +30,11 @@ class ClusterLauncher:
     def live_node_ids(self) -> list[str]:
         return [node.node_id for node in self._membership.live_nodes()]
 
-    def spawn(
+    async def spawn(
         self, parent: Task, action: str, params: dict[str, Any], *, node: str | None
-    ) -> Awaitable[Any]:
+    ) -> Any:
         if node is None or node == self._node_id:
-            return self._local.spawn(parent, action, params, node=None)
+            return await self._local.spawn(parent, action, params, node=None)
         target = self._membership.get(node)
         if target is None:
             raise NoSuchNodeError(f"No such node [{node}]", metadata={"node_id": node})
@@ -42,7 +42,7 @@ class ClusterLauncher:
         parent.add_child_node(node)
         if isinstance(parent, CancellableTask) and parent.cancel_reason is not None:
             raise TaskCancelledError(f"parent task was cancelled [{parent.cancel_reason}]")
-        return self._children.run(target, ParentRef.of(parent), action, params)
+        return await self._children.run(target, ParentRef.of(parent), action, params)
 
 
 class ClusterBans:

@@ -24,12 +24,9 @@ class ChildLauncher(Protocol):
 
     def live_node_ids(self) -> list[str]: ...
 
-    def spawn(
+    async def spawn(
         self, parent: Task, action: str, params: dict[str, Any], *, node: str | None
-    ) -> Awaitable[Any]:
-        """The child's response, to await. Called on the event loop: a child here registers
-        at once (a refusal raises here) and the answer is a plain future, not another task."""
-        ...
+    ) -> Any: ...
 
 
 class TaskHandle:
@@ -222,12 +219,5 @@ class ThreadTaskHandle(TaskHandle):
         self, action: str, params: dict[str, Any] | None = None, *, node: str | None = None
     ) -> Any:
         """Start a child task from this thread and block until it returns its response."""
-        coro = _spawned(self._launcher, self._task, action, dict(params or {}), node)
+        coro = self._launcher.spawn(self._task, action, dict(params or {}), node=node)
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
-
-
-async def _spawned(
-    launcher: ChildLauncher, parent: Task, action: str, params: dict[str, Any], node: str | None
-) -> Any:
-    """``launcher.spawn`` on the event loop (the registry is not thread-safe), awaited there."""
-    return await launcher.spawn(parent, action, params, node=node)

@@ -339,35 +339,19 @@ class LocalLauncher:
     def live_node_ids(self) -> list[str]:
         return [self._runner.manager.node_id]
 
-    def spawn(
+    async def spawn(
         self, parent: Task, action: str, params: dict[str, Any], *, node: str | None
-    ) -> asyncio.Future[Any]:
-        """Register and launch the child now; its response (or error) arrives in a future.
-
-        No coroutine and no asyncio task of its own: thousands of children each save both.
-        """
+    ) -> Any:
         if node not in (None, self._runner.manager.node_id):
             raise NoSuchNodeError(f"No such node [{node}]", metadata={"node_id": node})
-        runner = self._runner
-        spec, checked = runner.prepare(action, params)
-        task = runner.register(
-            spec, checked, parent_id=parent.id, headers=parent.headers, type="direct"
+        outcome = await self._runner.run(
+            action, params, parent_id=parent.id, headers=parent.headers, type="direct"
         )
-        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        runner.launch(task, spec, checked).add_done_callback(
-            functools.partial(_answer_with, answer)
-        )
-        return answer
-
-
-def _answer_with(answer: asyncio.Future[Any], ended: asyncio.Future[Outcome]) -> None:
-    if answer.done():
-        return
-    if ended.cancelled():
-        answer.cancel()
-        return
-    outcome = ended.result()
-    if outcome.error is None:
-        answer.set_result(outcome.response)
-    else:
-        answer.set_exception(outcome.error)
+        error = outcome.error
+        if error is None:
+            return outcome.response
+        del outcome
+        try:
+            raise error
+        finally:
+            del error  # this frame, in the error's traceback, must not hold the error itself
