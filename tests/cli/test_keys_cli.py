@@ -7,14 +7,13 @@ import json
 import os
 import pty
 import re
-import select
 import subprocess
 import sys
-import time
 import uuid
 from typing import Any
 
 from nodeproc import ADMIN_PASSWORD, NodeProcess
+from terminal import read_until
 
 ADMIN = f"admin:{ADMIN_PASSWORD}"
 
@@ -196,19 +195,6 @@ def test_users_set_list_delete(secure_node: NodeProcess) -> None:
     assert deleted.returncode == 0, deleted.stderr
     assert deleted.stdout.strip() == f"deleted user [{username}]; its API keys are invalidated"
 
-
-def read_until(fd: int, wanted: bytes, timeout: float = 20.0) -> bytes:
-    """What a terminal shows until ``wanted`` appears (or the deadline passes)."""
-    seen = b""
-    deadline = time.monotonic() + timeout
-    while wanted not in seen and time.monotonic() < deadline:
-        readable, _, _ = select.select([fd], [], [], 0.2)
-        if readable:
-            try:
-                seen += os.read(fd, 65536)
-            except OSError:  # the command exited and closed the terminal
-                break
-    return seen
 
 
 def test_passwords_are_prompted_without_echo(secure_node: NodeProcess) -> None:

@@ -6,17 +6,16 @@ import json
 import os
 import pty
 import re
-import select
 import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from typing import Any
 
 import pytest
 from nodeproc import NodeProcess
+from terminal import read_until
 
 from taskwarden.cli.main import task_ids_as_arguments
 from taskwarden.cli.render import progress_of
@@ -263,16 +262,6 @@ def test_watch_all_running_tasks(node: NodeProcess) -> None:
     assert "test:sleep" in row and "sleeping" in row
     assert "cluster:monitor/tasks/lists" not in result.stdout  # its own polling is left out
 
-
-def read_until(fd: int, wanted: bytes, timeout: float = 20.0) -> bytes:
-    """What a terminal shows until ``wanted`` appears (or the deadline passes)."""
-    seen = b""
-    deadline = time.monotonic() + timeout
-    while wanted not in seen and time.monotonic() < deadline:
-        readable, _, _ = select.select([fd], [], [], 0.2)
-        if readable:
-            seen += os.read(fd, 65536)
-    return seen
 
 
 def test_watch_on_a_terminal_stops_on_ctrl_c_with_exit_code_0(node: NodeProcess) -> None:
