@@ -121,8 +121,7 @@ class RestContext:
 
     @property
     def security(self) -> SecurityService | None:
-        security: SecurityService | None = getattr(self.request.app.state, "security", None)
-        return security
+        return _security_of(self.request)
 
     @property
     def plain_json(self) -> bool:
@@ -275,6 +274,12 @@ def es_endpoint(
     return endpoint
 
 
+def _security_of(request: Request) -> SecurityService | None:
+    """The node's security service (None in an app built without one)."""
+    security: SecurityService | None = getattr(request.app.state, "security", None)
+    return security
+
+
 _SAFE_METHODS = frozenset(("GET", "HEAD", "OPTIONS"))
 
 
@@ -297,7 +302,7 @@ def _refuse_cross_site(request: Request) -> None:
 
 async def _caller(request: Request, access: Access) -> Principal | None:
     """The authenticated caller, checked against ``access``; None while security is off."""
-    security: SecurityService | None = getattr(request.app.state, "security", None)
+    security = _security_of(request)
     if security is None or not security.enabled:
         return None
     uri = request.scope["path"]

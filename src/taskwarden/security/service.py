@@ -153,7 +153,7 @@ class SecurityService:
         user = await self._user(credentials.username)
         if user is None:
             # As slow as a wrong password, so that timing does not tell which users exist.
-            await asyncio.to_thread(verify_password, credentials.password, self._decoy_hash())
+            await asyncio.to_thread(self._verify_decoy, credentials.password)
             return None
         memo = hmac.digest(
             self._memo_key, f"{user.password_hash}\0{credentials.password}".encode(), "sha256"
@@ -188,10 +188,11 @@ class SecurityService:
             self._users.put(username, user)
         return user
 
-    def _decoy_hash(self) -> str:
+    def _verify_decoy(self, password: str) -> None:
+        """A password check against a hash of nothing (in a worker thread: hashing is slow)."""
         if self._decoy is None:
             self._decoy = hash_password(secrets.token_urlsafe(16))
-        return self._decoy
+        verify_password(password, self._decoy)
 
     # ---- users and keys ----------------------------------------------------------------------
 
@@ -219,24 +220,27 @@ class SecurityService:
         return created
 
     async def delete_user(self, username: str) -> bool:
-        found = await self.store.delete_user(username, self._now())
+        found, invalidated = await self.store.delete_user(username, self._now())
         self._users.forget(username)
-        for key in await self.store.api_keys(owner=username):
-            self._keys.forget(key.key_id)
+        for key_id in invalidated:
+            self._keys.forget(key_id)
         return found
 
     async def create_api_key(
-        self, owner: Principal | None, name: str, role: Role, expires_millis: int | None
+        self, owner: Principal | None, name: str, role: Role, lifetime_millis: int | None
     ) -> CreatedApiKey:
+        """A new key, expiring ``lifetime_millis`` from now by this service's clock (never
+        when None)."""
         key_id, secret = new_api_key()
+        now = self._now()
         record = ApiKeyRecord(
             key_id=key_id,
             name=name,
             key_hash=hash_api_key(secret),
             role=role.value,
             owner=owner.username if owner is not None else ADMIN_USER,
-            created_millis=self._now(),
-            expires_millis=expires_millis,
+            created_millis=now,
+            expires_millis=None if lifetime_millis is None else now + lifetime_millis,
         )
         await self.store.add_api_key(record)
         return CreatedApiKey(record, secret)

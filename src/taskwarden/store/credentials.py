@@ -106,17 +106,20 @@ class CredentialStore:
                 result = await conn.execute(claim, _row(user))
         return bool(result.rowcount)
 
-    async def delete_user(self, username: str, now_millis: int) -> bool:
-        """Delete the user and invalidate the API keys it owns; False when there was none."""
+    async def delete_user(self, username: str, now_millis: int) -> tuple[bool, list[str]]:
+        """Delete the user and invalidate the API keys it owns: (whether there was one, the ids
+        of the keys invalidated now)."""
         with self._guarded("delete_user"):
             async with self._engine.begin() as conn:
                 result = await conn.execute(delete(users).where(users.c.username == username))
-                await conn.execute(
+                invalidated = await conn.execute(
                     update(api_keys)
                     .where(api_keys.c.owner == username, api_keys.c.invalidated_millis.is_(None))
                     .values(invalidated_millis=now_millis)
+                    .returning(api_keys.c.key_id)
                 )
-        return bool(result.rowcount)
+                key_ids = [row.key_id for row in invalidated]
+        return bool(result.rowcount), key_ids
 
     # ---- API keys ----------------------------------------------------------------------------
 

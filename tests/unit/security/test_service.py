@@ -76,8 +76,9 @@ async def test_keys_expire_by_the_clock(store: ClusterStore) -> None:
     clock = ManualClock()
     service = SecurityService(store.credentials, enabled=True, clock=clock)
     created = await service.create_api_key(
-        Principal("admin", Role.ADMIN), "k", Role.MANAGE, clock.epoch_millis() + 1000
+        Principal("admin", Role.ADMIN), "k", Role.MANAGE, 1000
     )
+    assert created.record.expires_millis == clock.epoch_millis() + 1000
     header = api_key(created.record.key_id, created.secret)
     principal = await service.authenticate(header, "/")
     assert principal == Principal("admin", Role.MANAGE, created.record.key_id, "k")

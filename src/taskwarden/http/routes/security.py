@@ -77,7 +77,7 @@ async def create_api_key(ctx: RestContext) -> Reply:
     role = parse_role(body["role"]) if "role" in body else (
         caller.role if caller is not None else Role.ADMIN
     )
-    expires = None
+    lifetime = None
     expiration = body.get("expiration")
     if expiration is not None:
         if not isinstance(expiration, str):
@@ -85,11 +85,11 @@ async def create_api_key(ctx: RestContext) -> Reply:
         nanos = parse_time_value(expiration, "expiration")
         if nanos <= 0:
             raise IllegalArgumentError("[expiration] must be positive")
-        expires = ctx.cluster.manager.clock.epoch_millis() + nanos // 1_000_000
-    created = await security.create_api_key(caller, name, role, expires)
+        lifetime = nanos // 1_000_000
+    created = await security.create_api_key(caller, name, role, lifetime)
     answer: dict[str, Any] = {"id": created.record.key_id, "name": name}
-    if expires is not None:
-        answer["expiration"] = expires
+    if created.record.expires_millis is not None:
+        answer["expiration"] = created.record.expires_millis
     answer["api_key"] = created.secret
     answer["encoded"] = created.encoded
     return Reply(answer)
