@@ -11,11 +11,8 @@ from sleeps import Sleeps
 
 @pytest.fixture
 def sleeps(shared_node: NodeProcess) -> Iterator[Sleeps]:
-    tracker = Sleeps(shared_node)
-    try:
+    with Sleeps(shared_node) as tracker:
         yield tracker
-    finally:
-        tracker.cancel_all()
 
 
 @pytest.fixture(scope="session")

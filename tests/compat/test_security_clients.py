@@ -60,11 +60,8 @@ def monitor_key(node: NodeProcess) -> ApiKey:
 
 @pytest.fixture
 def sleeps(node: NodeProcess) -> Iterator[Sleeps]:
-    tracker = Sleeps(node)
-    try:
+    with Sleeps(node) as tracker:
         yield tracker
-    finally:
-        tracker.cancel_all()
 
 
 def es_client(node: NodeProcess, tls: TlsFiles, **auth: Any) -> Elasticsearch:

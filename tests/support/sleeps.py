@@ -15,6 +15,12 @@ class Sleeps:
         self.node = node
         self.started: list[str] = []
 
+    def __enter__(self) -> Sleeps:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cancel_all()
+
     def start(self, **params: Any) -> str:
         task_id = self.node.start_sleep(**params)
         self.started.append(task_id)
