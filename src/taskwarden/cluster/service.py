@@ -6,8 +6,7 @@ import asyncio
 import functools
 import logging
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from taskwarden.cluster.children import ChildRun
@@ -58,6 +57,22 @@ LocalOp = Callable[[], Awaitable[NodeTasksResult]]
 RemoteOp = Callable[[NodeInfo, ParentRef], Awaitable[NodeTasksResult]]
 
 
+class RestTask:
+    """A registered REST request's task, unregistered when its ``async with`` block ends."""
+
+    __slots__ = ("_manager", "_task")
+
+    def __init__(self, manager: TaskManager, task: Task) -> None:
+        self._manager = manager
+        self._task = task
+
+    async def __aenter__(self) -> Task:
+        return self._task
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._manager.unregister(self._task)
+
+
 class ClusterService:
     """Any node coordinates any request: pick nodes, ask each, merge answers and failures."""
 
@@ -94,16 +109,12 @@ class ClusterService:
 
     # REST requests as tasks ------------------------------------------------------------
 
-    @asynccontextmanager
-    async def rest_task(
+    def rest_task(
         self, action: str, headers: dict[str, str], *, cancellable: bool = True
-    ) -> AsyncIterator[Task]:
-        """Register a REST request as a task for as long as it runs."""
+    ) -> RestTask:
+        """Register a REST request as a task for as long as it runs (``async with``)."""
         task = self.manager.register("transport", action, headers=headers, cancellable=cancellable)
-        try:
-            yield task
-        finally:
-            self.manager.unregister(task)
+        return RestTask(self.manager, task)
 
     async def cancel_task(self, task: Task, reason: CancelReason) -> None:
         """Cancel one local task and its tree without waiting (client went away, shutdown)."""

@@ -43,11 +43,6 @@ DEFAULT_MAX_CONCURRENT_REQUESTS = 5_000
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def _cluster_of(request: Request) -> ClusterService:
-    cluster: ClusterService = request.app.state.cluster
-    return cluster
-
-
 class RouteSpec(NamedTuple):
     """One REST endpoint: its path, methods, the query parameters it takes, its handler, and
     what a caller needs when security is on (None: node-to-node, the cluster secret only)."""
@@ -133,11 +128,11 @@ API_ROUTES: tuple[RouteSpec, ...] = (
 )
 
 
-def _api_routes() -> list[Route]:
+def _api_routes(cluster: ClusterService, security: SecurityService | None) -> list[Route]:
     return [
         Route(
             r.path,
-            es_endpoint(_cluster_of, r.params, r.handler, bulk=r.bulk, access=r.access),
+            es_endpoint(cluster, security, r.params, r.handler, bulk=r.bulk, access=r.access),
             methods=r.methods,
         )
         for r in API_ROUTES
@@ -152,7 +147,9 @@ def _methods_for(routes: list[Route], path: str) -> list[str]:
     return sorted(methods)
 
 
-def _fallback(routes: list[Route]) -> Route:
+def _fallback(
+    routes: list[Route], cluster: ClusterService, security: SecurityService | None
+) -> Route:
     """Unknown path: 400 ``no handler found``; known path, wrong method: 405 with ``Allow``."""
 
     async def no_handler(ctx: RestContext) -> Reply:
@@ -169,7 +166,7 @@ def _fallback(routes: list[Route]) -> Route:
             f"no handler found for uri [{path}] and method [{request.method}]"
         )
 
-    inner = es_endpoint(_cluster_of, (), no_handler, access=Access())
+    inner = es_endpoint(cluster, security, (), no_handler, access=Access())
 
     async def endpoint(request: Request) -> Response:
         response = await inner(request)
@@ -193,7 +190,6 @@ class NodeApp:
         max_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
     ) -> None:
         self.app = app
-        self.state = app.state
         # Requests being served at once; node-to-node requests are not counted (refusing them
         # would turn one node's load into failures of the whole cluster).
         self.max_requests = max_requests
@@ -255,10 +251,10 @@ def build_app(
     security: SecurityService | None = None,
 ) -> NodeApp:
     """The ASGI app of one node (every request open to all without ``security``)."""
-    routes = _api_routes()
-    table: list[BaseRoute] = [*routes, *ui_routes(), *(extra_routes or []), _fallback(routes)]
+    routes = _api_routes(cluster, security)
+    table: list[BaseRoute] = [
+        *routes, *ui_routes(), *(extra_routes or []), _fallback(routes, cluster, security),
+    ]
     app = Starlette(routes=table)
-    app.state.cluster = cluster
-    app.state.security = security
     return NodeApp(app, routes, max_requests=max_requests)
 

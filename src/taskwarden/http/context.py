@@ -8,7 +8,7 @@ import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 from starlette.background import BackgroundTask
@@ -87,11 +87,21 @@ class Access:
     privilege: Role | None = None
 
 
-def task_headers(request: Request) -> dict[str, str]:
+def header_map(scope: Scope) -> dict[str, str]:
+    """The request's headers by lower-case name (the first of repeated ones), read in one pass."""
+    found: dict[str, str] = {}
+    for raw_name, raw_value in scope["headers"]:
+        name = raw_name.decode("latin-1")
+        if name not in found:
+            found[name] = raw_value.decode("latin-1")
+    return found
+
+
+def task_headers(request_headers: dict[str, str]) -> dict[str, str]:
     """The caller's headers a task carries (and passes to its children), size-capped like ES."""
     headers: dict[str, str] = {}
     for raw_name, name in _TASK_HEADERS.items():
-        value = request.headers.get(raw_name)
+        value = request_headers.get(raw_name)
         if value is not None:
             headers[name] = value
     traceparent = headers.get("traceparent")
@@ -110,18 +120,15 @@ class RestContext:
 
     def __init__(
         self, request: Request, params: RequestParams, headers: dict[str, str],
-        cluster: ClusterService,
+        cluster: ClusterService, security: SecurityService | None = None,
     ) -> None:
         self.request = request
         self.params = params
         self.headers = headers
         self.cluster = cluster
+        self.security = security
         self.media_type = JSON_MEDIA_TYPE
         self.principal: Principal | None = None
-
-    @property
-    def security(self) -> SecurityService | None:
-        return _security_of(self.request)
 
     @property
     def plain_json(self) -> bool:
@@ -189,7 +196,8 @@ _GC_PAUSE = CyclicGcPause()
 
 
 def es_endpoint(
-    cluster_of: Callable[[Request], ClusterService],
+    cluster: ClusterService,
+    security: SecurityService | None,
     allowed: Collection[str],
     handler: Handler,
     *,
@@ -204,6 +212,8 @@ def es_endpoint(
     credentials are asked for.
     """
     allowed_set = frozenset(allowed)
+    checks = access is not None
+    secured = security if security is not None and security.enabled else None
 
     async def endpoint(request: Request) -> Response:
         if not bulk:
@@ -220,36 +230,43 @@ def es_endpoint(
         return response
 
     async def serve(request: Request) -> Response:
-        opaque_id = request.headers.get("x-opaque-id")
-        media_type = negotiate_media_type(
-            request.headers.get("accept"), request.headers.get("content-type")
-        )
+        scope = request.scope
+        headers = header_map(scope)
+        opaque_id = headers.get("x-opaque-id")
+        media_type = negotiate_media_type(headers.get("accept"), headers.get("content-type"))
+        query = scope["query_string"]
+        items = parse_qsl(query.decode("latin-1"), keep_blank_values=True) if query else []
         # Read before the full parse, so that errors of the parse itself (an unrecognized
         # parameter) still honour them, as ES's controller does; a bad value counts as false.
-        pretty = request.query_params.get("pretty") in ("", "true")
-        error_trace = request.query_params.get("error_trace") in ("", "true")
+        pretty = error_trace = False
+        for name, value in items:
+            if name == "pretty":
+                pretty = value in ("", "true")
+            elif name == "error_trace":
+                error_trace = value in ("", "true")
         try:
-            if access is not None:
-                _refuse_cross_site(request)
-            principal = await _caller(request, access) if access is not None else None
-            params = RequestParams(
-                request.scope["path"], request.query_params.multi_items(), allowed_set
-            )
+            principal = None
+            if checks:
+                _refuse_cross_site(scope, headers)
+                if secured is not None:
+                    assert access is not None
+                    principal = await _caller(secured, scope, headers, access)
+            params = RequestParams(scope["path"], items, allowed_set)
             pretty = params.pretty
             error_trace = params.error_trace
             if params.str("format") == "yaml":  # ES: ?format wins over Accept (_cat renders its own)
                 media_type = YAML_MEDIA_TYPE
-            headers = task_headers(request)
+            carried = task_headers(headers)
             if principal is not None:
-                headers.update(principal.task_headers())
-            ctx = RestContext(request, params, headers, cluster_of(request))
+                carried.update(principal.task_headers())
+            ctx = RestContext(request, params, carried, cluster, security)
             ctx.principal = principal
             ctx.media_type = media_type
             reply = await handler(ctx)
         except TaskwardenError as exc:
             return _error(exc, media_type, pretty, error_trace, opaque_id)
         except Exception as exc:
-            log.exception("unexpected failure serving %s %s", request.method, request.url.path)
+            log.exception("unexpected failure serving %s %s", scope["method"], scope["path"])
             return _error(internal_error(exc), media_type, pretty, error_trace, opaque_id, exc)
         if reply.raw is not None:
             return Response(reply.raw, status_code=reply.status, media_type=reply.content_type)
@@ -257,10 +274,10 @@ def es_endpoint(
             return _ClosingStream(reply.stream, reply.on_close, status_code=reply.status,
                                   media_type=reply.content_type)
         if reply.text is not None:
-            headers = {"X-Elastic-Product": "Elasticsearch"}
+            text_headers = {"X-Elastic-Product": "Elasticsearch"}
             if opaque_id is not None:
-                headers["X-Opaque-Id"] = opaque_id
-            return Response(reply.text, status_code=reply.status, headers=headers,
+                text_headers["X-Opaque-Id"] = opaque_id
+            return Response(reply.text, status_code=reply.status, headers=text_headers,
                             media_type=reply.content_type)
         return EsResponse(
             reply.body,
@@ -274,47 +291,41 @@ def es_endpoint(
     return endpoint
 
 
-def _security_of(request: Request) -> SecurityService | None:
-    """The node's security service (None in an app built without one)."""
-    security: SecurityService | None = getattr(request.app.state, "security", None)
-    return security
-
-
 _SAFE_METHODS = frozenset(("GET", "HEAD", "OPTIONS"))
 
 
-def _refuse_cross_site(request: Request) -> None:
+def _refuse_cross_site(scope: Scope, headers: dict[str, str]) -> None:
     """A browser's request to change something, sent by a page of another origin: refused.
 
     Otherwise any web page could cancel tasks through a visitor's browser (a node on localhost,
     or credentials the browser remembers). Scripts and clients send no ``Origin``.
     """
-    origin = request.headers.get("origin")
-    if origin is None or request.method in _SAFE_METHODS:
+    origin = headers.get("origin")
+    method = scope["method"]
+    if origin is None or method in _SAFE_METHODS:
         return
-    host = request.headers.get("host", "")
+    host = headers.get("host", "")
     if urlsplit(origin).netloc.lower() != host.lower():
         raise SecurityError(
-            f"cross-origin request refused: [{request.method} {request.url.path}] from origin "
+            f"cross-origin request refused: [{method} {scope['path']}] from origin "
             f"[{origin}] to [{host}]"
         )
 
 
-async def _caller(request: Request, access: Access) -> Principal | None:
-    """The authenticated caller, checked against ``access``; None while security is off."""
-    security = _security_of(request)
-    if security is None or not security.enabled:
-        return None
-    uri = request.scope["path"]
-    query = request.scope.get("query_string", b"")
+async def _caller(
+    security: SecurityService, scope: Scope, headers: dict[str, str], access: Access
+) -> Principal:
+    """The authenticated caller, checked against ``access``."""
+    uri = scope["path"]
+    query = scope.get("query_string", b"")
     if query:
         uri += "?" + query.decode("latin-1")
     principal = await security.authenticate(
-        request.headers.get("authorization"), uri,
-        from_script=request.headers.get("x-requested-with") == "XMLHttpRequest",
+        headers.get("authorization"), uri,
+        from_script=headers.get("x-requested-with") == "XMLHttpRequest",
     )
     if access.privilege is not None:
-        action = access.action.format_map(request.path_params) if "{" in access.action else (
+        action = access.action.format_map(scope["path_params"]) if "{" in access.action else (
             access.action
         )
         security.authorize(principal, action, access.privilege)

@@ -41,9 +41,11 @@ class RequestParams:
         for name, value in query:
             self._values[name] = value
         self._consumed: set[builtins.str] = set()
-        known = COMMON_PARAMS.union(allowed)
-        unknown = [name for name in self._values if name not in known]
+        unknown = [
+            name for name in self._values if name not in allowed and name not in COMMON_PARAMS
+        ]
         if unknown:
+            known = COMMON_PARAMS.union(allowed)
             raise IllegalArgumentError(unrecognized_message(path, unknown, known))
 
     @property
@@ -122,14 +124,13 @@ class RequestParams:
         return [item for item in raw.split(",") if item.strip()]
 
     def choice(
-        self, name: builtins.str, default: builtins.str, choices: Sequence[builtins.str],
-        message: builtins.str | None = None,
+        self, name: builtins.str, default: builtins.str, choices: Sequence[builtins.str]
     ) -> builtins.str:
-        """One of ``choices`` (case-sensitive); otherwise a 400 with ``message`` or ES's wording."""
+        """One of ``choices`` (case-sensitive); otherwise a 400 in ES's wording."""
         value = self.str(name, default)
         if value not in choices:
             raise IllegalArgumentError(
-                message or f"[{name}] must be one of {_one_of(choices)} but was [{value}]"
+                f"[{name}] must be one of {_one_of(choices)} but was [{value}]"
             )
         return value
 

@@ -340,9 +340,6 @@ def test_choice() -> None:
     assert reason_of(lambda: two.choice("type", "cpu", ("cpu", "wait"))) == (
         "[type] must be one of [cpu] or [wait] but was [x]"
     )
-    assert reason_of(lambda: two.choice("type", "cpu", ("cpu",), message="type not supported [x]")) == (
-        "type not supported [x]"
-    )
 
 
 def test_reads_are_recorded_as_consumed() -> None:

@@ -44,13 +44,7 @@ def parse_parent(raw: str | None) -> TaskId | None:
 
 
 def group_by(ctx: RestContext) -> str:
-    value = ctx.params.str("group_by", "nodes")
-    return ctx.params.choice(
-        "group_by",
-        "nodes",
-        GROUP_BY_CHOICES,
-        message=f"[group_by] must be one of [nodes], [parents] or [none] but was [{value}]",
-    )
+    return ctx.params.choice("group_by", "nodes", GROUP_BY_CHOICES)
 
 
 def timeout(ctx: RestContext) -> int | None:
