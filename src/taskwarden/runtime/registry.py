@@ -71,9 +71,14 @@ class ActionSpec:
     # Process actions may take their grace period from a parameter.
     grace: Callable[[Mapping[str, Any]], float | None] | None = field(default=None)
 
+    def __post_init__(self) -> None:
+        if self.validate is None:
+            # Read the signature once, not on every start (inspect.signature is slow).
+            object.__setattr__(self, "validate", _signature_validator(self.name, self.fn))
+
     def check_params(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        validate = self.validate or _signature_validator(self.name, self.fn)
-        return validate(body)
+        assert self.validate is not None
+        return self.validate(body)
 
     def is_cancellable(self, params: Mapping[str, Any]) -> bool:
         return self.cancellable(params) if callable(self.cancellable) else self.cancellable

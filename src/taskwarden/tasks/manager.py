@@ -59,15 +59,7 @@ class TaskManager:
                 raise TaskCancelledError(f"task cancelled before starting [{ban}]")
         task_id = _new_task_id(TaskId, (self.node_id, next(self._seq)))
         cls = CancellableTask if cancellable else Task
-        task = cls(
-            task_id,
-            type,
-            action,
-            clock=self.clock,
-            parent_id=parent_id,
-            headers=headers,
-            description=description,
-        )
+        task = cls(task_id, type, action, self.clock, parent_id, headers, description)
         self._tasks[task_id.id] = task
         if has_parent:
             siblings = self._children.get(parent_id)
