@@ -37,7 +37,7 @@ RESULTS_DIR = os.environ.get("PEER_RESULTS_DIR", os.path.join(HERE, "results"))
 JOB_SECONDS = float(os.environ.get("PEER_JOB_SECONDS", "60"))  # natural length of the long job
 SLEEP_UNIT = 0.001          # one unit of work = time.sleep(0.001) / asyncio.sleep(0.001)
 MAX_ITERS = 200_000         # hard bound on loop iterations (60 s needs ~56k)
-REPS = int(os.environ.get("PEER_REPS", "30"))                 # cancel repetitions per variant
+REPS = int(os.environ.get("PEER_REPS", "60"))                 # cancel repetitions per variant
 NONCANCEL_REPS = int(os.environ.get("PEER_NONCANCEL_REPS", "2"))  # reps for modes that do not stop a running job
 START_N = int(os.environ.get("PEER_START_N", "50"))           # trivial jobs for submit-to-start (back-to-back)
 START_RAND_S = float(os.environ.get("PEER_START_RAND_S", "1.0"))  # 'random arrival': pause U(0, this) before each submit

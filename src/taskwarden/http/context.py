@@ -212,7 +212,6 @@ def es_endpoint(
     credentials are asked for.
     """
     allowed_set = frozenset(allowed)
-    checks = access is not None
     secured = security if security is not None and security.enabled else None
 
     async def endpoint(request: Request) -> Response:
@@ -246,10 +245,9 @@ def es_endpoint(
                 error_trace = value in ("", "true")
         try:
             principal = None
-            if checks:
+            if access is not None:
                 _refuse_cross_site(scope, headers)
                 if secured is not None:
-                    assert access is not None
                     principal = await _caller(secured, scope, headers, access)
             params = RequestParams(scope["path"], items, allowed_set)
             pretty = params.pretty
