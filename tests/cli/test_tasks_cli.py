@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from nodeproc import NodeProcess
-from terminal import read_until
+from terminal import exit_code_reading, read_until
 
 from taskwarden.cli.main import task_ids_as_arguments
 from taskwarden.cli.render import progress_of
@@ -278,7 +278,7 @@ def test_watch_on_a_terminal_stops_on_ctrl_c_with_exit_code_0(node: NodeProcess)
         shown = read_until(controller, task_id.encode())
         assert task_id.encode() in shown, shown.decode(errors="replace")
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(20) == 0
+        assert exit_code_reading(controller, proc) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
