@@ -196,7 +196,6 @@ def test_users_set_list_delete(secure_node: NodeProcess) -> None:
     assert deleted.stdout.strip() == f"deleted user [{username}]; its API keys are invalidated"
 
 
-
 def test_passwords_are_prompted_without_echo(secure_node: NodeProcess) -> None:
     username, password = unique("prompted"), "typed-password"
     controller, terminal = pty.openpty()

@@ -263,7 +263,6 @@ def test_watch_all_running_tasks(node: NodeProcess) -> None:
     assert "cluster:monitor/tasks/lists" not in result.stdout  # its own polling is left out
 
 
-
 def test_watch_on_a_terminal_stops_on_ctrl_c_with_exit_code_0(node: NodeProcess) -> None:
     task_id = node.start_sleep(duration="10m")
     controller, terminal = pty.openpty()

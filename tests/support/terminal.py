@@ -1,4 +1,4 @@
-"""Reading what a command shows on a pseudo-terminal, for CLI tests that answer prompts."""
+"""Reading what a command shows on a pseudo-terminal, for CLI tests of prompts and live views."""
 
 from __future__ import annotations
 

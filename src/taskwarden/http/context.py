@@ -121,10 +121,13 @@ class RestContext:
     def __init__(
         self, request: Request, params: RequestParams, headers: dict[str, str],
         cluster: ClusterService, security: SecurityService | None = None,
+        request_headers: dict[str, str] | None = None,
     ) -> None:
         self.request = request
         self.params = params
+        # What the task carries (``headers``) and what the request sent, by lower-case name.
         self.headers = headers
+        self.request_headers = request_headers if request_headers is not None else {}
         self.cluster = cluster
         self.security = security
         self.media_type = JSON_MEDIA_TYPE
@@ -143,7 +146,7 @@ class RestContext:
 
     async def json_body(self) -> dict[str, Any]:
         """The request body as a JSON object; empty body is ``{}``."""
-        length = self.request.headers.get("content-length")
+        length = self.request_headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
             raise _too_large()
         chunks = bytearray()
@@ -257,7 +260,7 @@ def es_endpoint(
             carried = task_headers(headers)
             if principal is not None:
                 carried.update(principal.task_headers())
-            ctx = RestContext(request, params, carried, cluster, security)
+            ctx = RestContext(request, params, carried, cluster, security, headers)
             ctx.principal = principal
             ctx.media_type = media_type
             reply = await handler(ctx)

@@ -39,7 +39,7 @@ PARAMS = ("wait_for_completion",)
 
 
 def _authenticate(ctx: RestContext) -> None:
-    given = ctx.request.headers.get(SECRET_HEADER)
+    given = ctx.request_headers.get(SECRET_HEADER.lower())
     if given is None:
         raise SecurityError(f"missing cluster secret for internal action [{ctx.request.url.path}]")
     if not hmac.compare_digest(given.encode(), ctx.cluster.secret.encode()):
