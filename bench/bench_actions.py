@@ -51,9 +51,21 @@ action("bench:loop-thread", executor="thread")(_loop_blocking)
 action("bench:loop-process", executor="process")(_loop_blocking)
 
 
+@action("bench:idle")
+async def idle(task: AsyncTaskHandle) -> None:
+    """Wait, doing nothing, until cancelled: the least a running task can hold."""
+    await asyncio.get_running_loop().create_future()
+
+
 @action("bench:local-tree")
-async def local_tree(task: AsyncTaskHandle, children: int, duration: float = 3600.0) -> None:
-    """``children`` sleeping children on this node only (fills one node of a cluster)."""
+async def local_tree(
+    task: AsyncTaskHandle, children: int, duration: float = 3600.0, idle: bool = False
+) -> None:
+    """``children`` children on this node only (fills one node of a cluster): ``test:sleep``
+    ones, or with ``idle`` ones that only wait."""
+    if idle:
+        await asyncio.gather(*(task.spawn("bench:idle") for _ in range(children)))
+        return
     await asyncio.gather(
         *(task.spawn("test:sleep[c]", {"duration": f"{int(duration)}s"}) for _ in range(children))
     )

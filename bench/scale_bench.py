@@ -2,7 +2,8 @@
 
 Run: ``.venv/bin/python bench/scale_bench.py [--tasks 100000] [--runs 7]``. It starts its own node
 (with the benchmark actions) on a free loopback port and a throwaway data folder, starts one
-``bench:local-tree`` parent with ``tasks`` sleeping children, and prints:
+``bench:local-tree`` parent with ``tasks`` sleeping ``test:sleep`` children (with ``--idle``,
+``bench:idle`` children that only wait: the least a running task can hold), and prints:
 (a) the node's resident memory per running child (RSS after minus before, over ``tasks``);
 (b) ``GET /_tasks`` latency (median, p95) and the answer's size;
 (c) how long ``POST /_tasks/{parent}/_cancel?wait_for_completion=true`` takes for the whole tree.
@@ -55,9 +56,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tasks", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--idle", action="store_true", help="children that only wait")
     args = parser.parse_args()
     print(f"taskwarden one-node scale benchmark, {os.cpu_count()} cores, "
-          f"Python {sys.version.split()[0]}, {args.tasks} tasks")
+          f"Python {sys.version.split()[0]}, {args.tasks} "
+          f"{'bench:idle' if args.idle else 'test:sleep'} tasks")
     with tempfile.TemporaryDirectory() as tmp:
         proc, url = start_node(Path(tmp) / "data")
         node = psutil.Process(proc.pid)
@@ -68,7 +71,7 @@ def main() -> None:
             started = time.perf_counter()
             parent = client.post(
                 "/_actions/bench:local-tree", params={"wait_for_completion": "false"},
-                json={"children": args.tasks},
+                json={"children": args.tasks, "idle": args.idle},
             ).json()["task"]
             while running_children(client, parent) < args.tasks:
                 time.sleep(0.2)

@@ -17,6 +17,7 @@ import orjson
 from taskwarden.cluster.nodes import NodeInfo
 from taskwarden.cluster.transport import NodeTransport, ParentRef
 from taskwarden.errors import NodeNotConnectedError, TaskwardenError, error_from_dict
+from taskwarden.runtime.handle import ChildEnd
 from taskwarden.runtime.runner import Outcome
 from taskwarden.tasks import CancelReason, Task, TaskId
 
@@ -40,7 +41,7 @@ class _Batch:
         # Params encoded once, as they are added: their size bounds the batch, and the request
         # embeds the bytes as they are.
         self.children: list[tuple[str, orjson.Fragment]] = []
-        self.futures: list[asyncio.Future[Any]] = []
+        self.futures: list[ChildEnd] = []
         self.size = 0
         self.reader: asyncio.Task[None] | None = None
 
@@ -48,20 +49,13 @@ class _Batch:
     def full(self) -> bool:
         return len(self.children) >= MAX_BATCH_CHILDREN or self.size >= MAX_BATCH_BYTES
 
-    def add(self, action: str, params: dict[str, Any]) -> asyncio.Future[Any]:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    def add(self, action: str, params: dict[str, Any]) -> ChildEnd:
         encoded = orjson.dumps(params, option=orjson.OPT_NON_STR_KEYS)
+        end = ChildEnd(loop=asyncio.get_running_loop())
         self.children.append((action, orjson.Fragment(encoded)))
-        self.futures.append(future)
+        self.futures.append(end)
         self.size += len(action) + len(encoded)
-        future.add_done_callback(self._on_waiter_done)
-        return future
-
-    def _on_waiter_done(self, future: asyncio.Future[Any]) -> None:
-        # Nobody waits any more (the parent's job was torn down): close the stream, which
-        # cancels on the other node every child still running.
-        if future.cancelled() and self.reader is not None and all(f.done() for f in self.futures):
-            self.reader.cancel()
+        return end
 
     def resolve(self, line: dict[str, Any]) -> None:
         index = line.get("i")
@@ -90,24 +84,20 @@ class RemoteChildren:
         self._filling: dict[tuple[TaskId, str], _Batch] = {}
         self._sent: set[_Batch] = set()
 
-    async def run(
+    def start(
         self, node: NodeInfo, parent: ParentRef, action: str, params: dict[str, Any]
-    ) -> Any:
-        """Run ``action`` on ``node`` as a child of ``parent``: its response, or its error."""
+    ) -> ChildEnd:
+        """Run ``action`` on ``node`` as a child of ``parent``; its end is its response or error."""
         key = (parent.task_id, node.node_id)
         batch = self._filling.get(key)
         if batch is None or batch.full:
             batch = _Batch(node, parent)
             self._filling[key] = batch
             asyncio.get_running_loop().call_soon(self._send, key, batch)
-        answer = batch.add(action, params)
-        del batch
         try:
-            return await answer
-        finally:
-            # The child's error keeps this frame in its traceback; the frame must not keep the
-            # future that holds the error, or only a full collection could free them.
-            del answer
+            return batch.add(action, params)
+        except TypeError as exc:  # params that are not JSON
+            return ChildEnd.failed(exc)
 
     def node_gone(self, node_id: str, reason: str) -> None:
         """Children on a node declared gone end now, with a node failure, even if it hangs."""

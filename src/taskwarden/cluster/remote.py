@@ -10,6 +10,7 @@ from taskwarden.cluster.children import RemoteChildren
 from taskwarden.cluster.membership import Membership
 from taskwarden.cluster.transport import NodeTransport, ParentRef
 from taskwarden.errors import FailedNodeError, NoSuchNodeError, TaskCancelledError, TaskwardenError
+from taskwarden.runtime.handle import ChildEnd
 from taskwarden.runtime.runner import ActionRunner, LocalLauncher
 from taskwarden.tasks import CancellableTask, CancelReason, Task, TaskId
 
@@ -30,19 +31,23 @@ class ClusterLauncher:
     def live_node_ids(self) -> list[str]:
         return [node.node_id for node in self._membership.live_nodes()]
 
-    async def spawn(
+    def start(
         self, parent: Task, action: str, params: dict[str, Any], *, node: str | None
-    ) -> Any:
+    ) -> ChildEnd:
         if node is None or node == self._node_id:
-            return await self._local.spawn(parent, action, params, node=None)
+            return self._local.start(parent, action, params, node=None)
         target = self._membership.get(node)
         if target is None:
-            raise NoSuchNodeError(f"No such node [{node}]", metadata={"node_id": node})
+            return ChildEnd.failed(
+                NoSuchNodeError(f"No such node [{node}]", metadata={"node_id": node})
+            )
         # Before the request leaves: a cancel that starts now must ban this node too.
         parent.add_child_node(node)
         if isinstance(parent, CancellableTask) and parent.cancel_reason is not None:
-            raise TaskCancelledError(f"parent task was cancelled [{parent.cancel_reason}]")
-        return await self._children.run(target, ParentRef.of(parent), action, params)
+            return ChildEnd.failed(
+                TaskCancelledError(f"parent task was cancelled [{parent.cancel_reason}]")
+            )
+        return self._children.start(target, ParentRef.of(parent), action, params)
 
 
 class ClusterBans:

@@ -14,9 +14,30 @@ if TYPE_CHECKING:
     from taskwarden.runtime.executors.processes import ProcessExecutor
     from taskwarden.runtime.executors.threads import ThreadExecutor
 
-__all__ = ["AsyncTaskHandle", "ChildLauncher", "TaskHandle", "ThreadTaskHandle"]
+__all__ = ["AsyncTaskHandle", "ChildEnd", "ChildLauncher", "TaskHandle", "ThreadTaskHandle"]
 
 T = TypeVar("T")
+
+
+class ChildEnd(asyncio.Future[Any]):
+    """A child task's end: its response, or its error. Cancelling the wait does not end it.
+
+    Cancelling a task that awaits one (or a gather of them) takes effect once the children
+    have ended: a parent never ends before its children. A future rather than a coroutine, so
+    that a parent waiting on thousands of children holds no asyncio task per child.
+    """
+
+    __slots__ = ()
+
+    def cancel(self, msg: Any | None = None) -> bool:
+        return False
+
+    @classmethod
+    def failed(cls, error: BaseException) -> ChildEnd:
+        """The end of a child that could not start."""
+        end = cls(loop=asyncio.get_running_loop())
+        end.set_exception(error)
+        return end
 
 
 class ChildLauncher(Protocol):
@@ -24,9 +45,11 @@ class ChildLauncher(Protocol):
 
     def live_node_ids(self) -> list[str]: ...
 
-    async def spawn(
+    def start(
         self, parent: Task, action: str, params: dict[str, Any], *, node: str | None
-    ) -> Any: ...
+    ) -> ChildEnd:
+        """Start ``action`` as a child of ``parent``; never raises: a refusal is its end."""
+        ...
 
 
 class TaskHandle:
@@ -104,9 +127,10 @@ class AsyncTaskHandle(TaskHandle):
         super().__init__(task, launcher)
         self._threads = threads
         self._processes = processes
-        # Per asyncio task: how deep it is inside ``until_done``. Kept per task so that a child
-        # spawned from a side task does not shield the action's main coroutine from its cancel.
-        self._shields: dict[asyncio.Task[Any] | None, int] = {}
+        # Per asyncio task: how deep it is inside ``until_done``. Kept per task so that work
+        # awaited from a side task does not shield the action's main coroutine from its cancel.
+        # Created on first use: most running tasks never need it.
+        self._shields: dict[asyncio.Task[Any] | None, int] | None = None
 
     @property
     def resource_usage(self) -> TaskUsage | None:
@@ -116,7 +140,7 @@ class AsyncTaskHandle(TaskHandle):
 
     def shields(self, job: asyncio.Task[Any]) -> bool:
         """True while ``job`` waits on work that must finish before the task can end."""
-        return self._shields.get(job, 0) > 0
+        return self._shields is not None and self._shields.get(job, 0) > 0
 
     async def sleep(self, seconds: float) -> None:
         """Sleep, ending early with TaskCancelledError when the task is cancelled."""
@@ -145,7 +169,10 @@ class AsyncTaskHandle(TaskHandle):
         """Await ``work`` to its end even if the task is cancelled meanwhile (slow cleanup)."""
         future = asyncio.ensure_future(work)
         owner = asyncio.current_task()
-        self._shields[owner] = self._shields.get(owner, 0) + 1
+        if self._shields is None:
+            self._shields = {}
+        shields = self._shields
+        shields[owner] = shields.get(owner, 0) + 1
         try:
             while True:
                 try:
@@ -156,9 +183,9 @@ class AsyncTaskHandle(TaskHandle):
                         raise
                     current.uncancel()
         finally:
-            depth = self._shields.pop(owner) - 1
+            depth = shields.pop(owner) - 1
             if depth:
-                self._shields[owner] = depth
+                shields[owner] = depth
             # An error leaving here keeps this frame in its traceback, and both tasks hold the
             # error: without these references the frame closes no cycle, and the error is freed
             # by reference counting instead of waiting for a full collection.
@@ -178,13 +205,15 @@ class AsyncTaskHandle(TaskHandle):
         )
         return result
 
-    async def spawn(
+    def spawn(
         self, action: str, params: dict[str, Any] | None = None, *, node: str | None = None
-    ) -> Any:
-        """Start a child task (on ``node``, default this one) and return its response."""
-        return await self.until_done(
-            self._launcher.spawn(self._task, action, dict(params or {}), node=node)
-        )
+    ) -> ChildEnd:
+        """Start a child task (on ``node``, default this one); await it for its response.
+
+        Cancelling the awaiting code waits for the child's end first; cancelling this task
+        cancels its children by itself.
+        """
+        return self._launcher.start(self._task, action, dict(params or {}), node=node)
 
     async def spawn_on(
         self, nodes: Sequence[str] | str, action: str, params: dict[str, Any] | None = None
@@ -219,5 +248,12 @@ class ThreadTaskHandle(TaskHandle):
         self, action: str, params: dict[str, Any] | None = None, *, node: str | None = None
     ) -> Any:
         """Start a child task from this thread and block until it returns its response."""
-        coro = self._launcher.spawn(self._task, action, dict(params or {}), node=node)
+        coro = _child_response(self._launcher, self._task, action, dict(params or {}), node)
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+
+async def _child_response(
+    launcher: ChildLauncher, parent: Task, action: str, params: dict[str, Any], node: str | None
+) -> Any:
+    """Start a child on the event loop (where tasks register) and wait for its end there."""
+    return await launcher.start(parent, action, params, node=node)

@@ -21,7 +21,12 @@ from taskwarden.errors import (
 )
 from taskwarden.runtime.executors.processes import ProcessExecutor
 from taskwarden.runtime.executors.threads import ThreadExecutor
-from taskwarden.runtime.handle import AsyncTaskHandle, ChildLauncher, ThreadTaskHandle
+from taskwarden.runtime.handle import (
+    AsyncTaskHandle,
+    ChildEnd,
+    ChildLauncher,
+    ThreadTaskHandle,
+)
 from taskwarden.runtime.registry import ActionRegistry, ActionSpec
 from taskwarden.runtime.resources import TaskUsage, timed_steps
 from taskwarden.tasks import (
@@ -144,8 +149,25 @@ class ActionRunner:
         finisher: Finisher | None = None,
     ) -> asyncio.Future[Outcome]:
         """Start running a registered task; the future resolves after it has unregistered."""
+        outcome: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._launch(task, spec, params, finisher, outcome)
+        return outcome
+
+    def launch_child(self, task: Task, spec: ActionSpec, params: dict[str, Any]) -> ChildEnd:
+        """Start running a registered child task; its end is its response or its error."""
+        end = ChildEnd(loop=asyncio.get_running_loop())
+        self._launch(task, spec, params, None, end)
+        return end
+
+    def _launch(
+        self,
+        task: Task,
+        spec: ActionSpec,
+        params: dict[str, Any],
+        finisher: Finisher | None,
+        outcome: asyncio.Future[Any],
+    ) -> None:
         loop = asyncio.get_running_loop()
-        outcome: asyncio.Future[Outcome] = loop.create_future()
         handle = AsyncTaskHandle(task, self.launcher, self.threads, self.processes)
         task.resource_stats = TaskUsage()
         # Named after the task: hot threads reports which task the event loop is busy with.
@@ -162,7 +184,6 @@ class ActionRunner:
             self.observer.task_started(task)
         if spec.executor == "async" and isinstance(task, CancellableTask):
             task.add_cancel_listener(functools.partial(self._on_cancel, job, handle, loop.time()))
-        return outcome
 
     def _on_cancel(
         self, job: asyncio.Task[None], handle: AsyncTaskHandle, started: float,
@@ -171,7 +192,7 @@ class ActionRunner:
         self._cancel_coroutine(job, handle, reason, 0.01, started)
 
     def _ended_before_starting(
-        self, task: Task, finisher: Finisher | None, outcome: asyncio.Future[Outcome],
+        self, task: Task, finisher: Finisher | None, outcome: asyncio.Future[Any],
         _job: object = None,
     ) -> None:
         """A job cancelled before its first step never runs its ``finally``: finish it here."""
@@ -194,20 +215,6 @@ class ActionRunner:
 
         self._running[task.id.id] = asyncio.get_running_loop().create_task(finish())
 
-    async def run(
-        self,
-        action: str,
-        body: Mapping[str, Any],
-        *,
-        parent_id: TaskId = EMPTY_TASK_ID,
-        headers: dict[str, str] | None = None,
-        type: str = "transport",
-    ) -> Outcome:
-        """Prepare, register and run an action to its end (for children and tests)."""
-        spec, params = self.prepare(action, body)
-        task = self.register(spec, params, parent_id=parent_id, headers=headers, type=type)
-        return await self.launch(task, spec, params)
-
     async def _execute(
         self,
         task: Task,
@@ -215,12 +222,32 @@ class ActionRunner:
         params: dict[str, Any],
         handle: AsyncTaskHandle,
         finisher: Finisher | None,
-        outcome_future: asyncio.Future[Outcome],
+        outcome_future: asyncio.Future[Any],
     ) -> None:
         outcome: Outcome | None = None
         finishing: Awaitable[None] | None = None
         try:
-            outcome = await self._call(task, spec, params, handle)
+            # One coroutine for the whole run, not one per stage: thousands may be waiting.
+            try:
+                response = await self._work(task, spec, params, handle)
+                _check_json(spec.name, response)
+                outcome = Outcome(response=response)
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None:
+                    current.uncancel()
+                outcome = Outcome(error=(
+                    task.cancelled_error()
+                    if isinstance(task, CancellableTask) and task.is_cancelled
+                    else TaskCancelledError(f"task cancelled [{NODE_SHUTTING_DOWN}]")
+                ))
+            except TaskwardenError as exc:
+                outcome = Outcome(error=exc)
+            except Exception as exc:
+                log.debug("action [%s] of task [%s] failed", spec.name, task.id, exc_info=True)
+                outcome = Outcome(error=ActionFailedError(
+                    str(exc) or type(exc).__name__, es_type=es_type_of(exc)
+                ))
             if finisher is not None:
                 finishing = finisher(task, outcome)
         finally:
@@ -235,50 +262,35 @@ class ActionRunner:
             finally:
                 self._running.pop(task.id.id, None)
 
-    def _ended(self, task: Task, ended: Outcome, outcome: asyncio.Future[Outcome]) -> None:
+    def _ended(self, task: Task, ended: Outcome, outcome: asyncio.Future[Any]) -> None:
         """The task's end: it leaves the registry (waiters wake) and its outcome is known."""
         self.manager.unregister(task)
         self._active.discard(task.id.id)
         if self.observer is not None:
             self.observer.task_ended(task, ended.error)
-        if not outcome.done():
+        if outcome.done():
+            return
+        if not isinstance(outcome, ChildEnd):
             outcome.set_result(ended)
+        elif ended.error is None:
+            outcome.set_result(ended.response)
+        else:
+            outcome.set_exception(ended.error)
 
-    async def _call(
+    def _work(
         self, task: Task, spec: ActionSpec, params: dict[str, Any], handle: AsyncTaskHandle
-    ) -> Outcome:
-        try:
-            if spec.executor == "async":
-                usage = task.resource_stats
-                work = spec.fn(handle, **params)
-                response = await (
-                    timed_steps(work, usage) if isinstance(usage, TaskUsage) else work
-                )
-            elif spec.executor == "thread":
-                thread_handle = ThreadTaskHandle(task, self.launcher, asyncio.get_running_loop())
-                call = functools.partial(spec.fn, thread_handle, **params)
-                response = await handle.until_done(self.threads.submit(call, task=task))
-            else:
-                grace = spec.grace(params) if spec.grace is not None else None
-                response = await handle.until_done(
-                    self.processes.run(task, spec.fn, params, grace=grace)
-                )
-            _check_json(spec.name, response)
-            return Outcome(response=response)
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None:
-                current.uncancel()
-            if isinstance(task, CancellableTask) and task.is_cancelled:
-                return Outcome(error=task.cancelled_error())
-            return Outcome(error=TaskCancelledError(f"task cancelled [{NODE_SHUTTING_DOWN}]"))
-        except TaskwardenError as exc:
-            return Outcome(error=exc)
-        except Exception as exc:
-            log.debug("action [%s] of task [%s] failed", spec.name, task.id, exc_info=True)
-            return Outcome(
-                error=ActionFailedError(str(exc) or type(exc).__name__, es_type=es_type_of(exc))
-            )
+    ) -> Awaitable[Any]:
+        """What the run awaits: the action's coroutine, or its end on a thread or a process."""
+        if spec.executor == "async":
+            usage = task.resource_stats
+            work = spec.fn(handle, **params)
+            return timed_steps(work, usage) if isinstance(usage, TaskUsage) else work
+        if spec.executor == "thread":
+            thread_handle = ThreadTaskHandle(task, self.launcher, asyncio.get_running_loop())
+            call = functools.partial(spec.fn, thread_handle, **params)
+            return handle.until_done(self.threads.submit(call, task=task))
+        grace = spec.grace(params) if spec.grace is not None else None
+        return handle.until_done(self.processes.run(task, spec.fn, params, grace=grace))
 
     def _cancel_coroutine(
         self,
@@ -339,19 +351,18 @@ class LocalLauncher:
     def live_node_ids(self) -> list[str]:
         return [self._runner.manager.node_id]
 
-    async def spawn(
+    def start(
         self, parent: Task, action: str, params: dict[str, Any], *, node: str | None
-    ) -> Any:
-        if node not in (None, self._runner.manager.node_id):
-            raise NoSuchNodeError(f"No such node [{node}]", metadata={"node_id": node})
-        outcome = await self._runner.run(
-            action, params, parent_id=parent.id, headers=parent.headers, type="direct"
-        )
-        error = outcome.error
-        if error is None:
-            return outcome.response
-        del outcome
+    ) -> ChildEnd:
+        runner = self._runner
+        if node not in (None, runner.manager.node_id):
+            return ChildEnd.failed(NoSuchNodeError(f"No such node [{node}]",
+                                                   metadata={"node_id": node}))
         try:
-            raise error
-        finally:
-            del error  # this frame, in the error's traceback, must not hold the error itself
+            spec, checked = runner.prepare(action, params)
+            task = runner.register(
+                spec, checked, parent_id=parent.id, headers=parent.headers, type="direct"
+            )
+        except TaskwardenError as exc:
+            return ChildEnd.failed(exc)
+        return runner.launch_child(task, spec, checked)

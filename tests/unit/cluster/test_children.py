@@ -51,10 +51,8 @@ class ScriptedTransport(NodeTransport):
 async def test_children_started_in_one_turn_travel_in_one_request() -> None:
     transport = ScriptedTransport()
     children = RemoteChildren(transport)
-    runs = [
-        asyncio.ensure_future(children.run(NODE, PARENT, "ok", {"n": n})) for n in range(5)
-    ]
-    runs.append(asyncio.ensure_future(children.run(NODE, PARENT, "fail", {})))
+    runs = [children.start(NODE, PARENT, "ok", {"n": n}) for n in range(5)]
+    runs.append(children.start(NODE, PARENT, "fail", {}))
     await transport.sent.wait()
     transport.release.set()
     results = await asyncio.gather(*runs, return_exceptions=True)
@@ -68,7 +66,7 @@ async def test_a_full_batch_starts_another() -> None:
     transport = ScriptedTransport()
     children = RemoteChildren(transport)
     runs = [
-        asyncio.ensure_future(children.run(NODE, PARENT, "ok", {}))
+        children.start(NODE, PARENT, "ok", {})
         for _ in range(MAX_BATCH_CHILDREN + 1)
     ]
     await asyncio.sleep(0)
@@ -81,7 +79,7 @@ async def test_children_without_an_answer_fail_with_a_node_error() -> None:
     transport = ScriptedTransport()
     transport.end_early = True
     children = RemoteChildren(transport)
-    runs = [asyncio.ensure_future(children.run(NODE, PARENT, "ok", {})) for _ in range(2)]
+    runs = [children.start(NODE, PARENT, "ok", {}) for _ in range(2)]
     await asyncio.sleep(0)
     transport.release.set()
     first, second = await asyncio.gather(*runs, return_exceptions=True)
@@ -92,7 +90,7 @@ async def test_children_without_an_answer_fail_with_a_node_error() -> None:
 async def test_a_node_declared_gone_fails_its_waiting_children_at_once() -> None:
     transport = ScriptedTransport()  # never released: the node hangs
     children = RemoteChildren(transport)
-    run = asyncio.ensure_future(children.run(NODE, PARENT, "ok", {}))
+    run = children.start(NODE, PARENT, "ok", {})
     await transport.sent.wait()
     children.node_gone("n2", "left the cluster")
     with pytest.raises(NodeNotConnectedError, match="left the cluster"):
@@ -110,4 +108,4 @@ async def test_an_unexpected_failure_reading_the_stream_fails_the_children() -> 
 
     children = RemoteChildren(BrokenTransport())
     with pytest.raises(NodeNotConnectedError, match="RuntimeError: broken"):
-        await asyncio.wait_for(children.run(NODE, PARENT, "ok", {}), 10)
+        await asyncio.wait_for(children.start(NODE, PARENT, "ok", {}), 10)
