@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Awaitable, Coroutine, Generator
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import psutil
 
-__all__ = ["TaskUsage", "timed_steps"]
-
-T = TypeVar("T")
+__all__ = ["TaskUsage"]
 
 
 class TaskUsage:
@@ -86,48 +83,3 @@ class TaskUsage:
         except psutil.Error:
             return
         self._process = (int((times.user + times.system) * 1e9), int(memory.rss))
-
-
-class _TimedSteps(Generic[T]):
-    """Drives a coroutine step by step, adding each step's thread CPU time to ``usage``."""
-
-    __slots__ = ("inner", "usage")
-
-    def __init__(self, inner: Coroutine[Any, Any, T], usage: TaskUsage) -> None:
-        self.inner = inner
-        self.usage = usage
-
-    def __await__(self) -> Generator[Any, Any, T]:
-        inner, usage = self.inner, self.usage
-        sent: Any = None
-        thrown: BaseException | None = None
-        while True:
-            usage.loop_steps += 1
-            started = time.thread_time_ns()
-            try:
-                yielded = inner.send(sent) if thrown is None else inner.throw(thrown)
-            except StopIteration as done:
-                usage.loop_cpu += time.thread_time_ns() - started
-                value: T = done.value
-                return value
-            except BaseException:
-                usage.loop_cpu += time.thread_time_ns() - started
-                # Often the very error thrown in: this frame must not hold it as it leaves.
-                sent = thrown = None
-                raise
-            usage.loop_cpu += time.thread_time_ns() - started
-            try:
-                sent, thrown = (yield yielded), None
-            except BaseException as exc:  # cancellation and errors go to the action's code
-                sent, thrown = None, exc
-
-
-def timed_steps(work: Awaitable[T], usage: TaskUsage) -> Awaitable[T]:
-    """``work`` (an action's coroutine) to await with the loop thread's CPU timed in each step.
-
-    A plain function, not a coroutine: awaiting the result adds no coroutine of its own to
-    every running task (memory, and one more frame in each step).
-    """
-    if not isinstance(work, Coroutine):
-        return work
-    return _TimedSteps(work, usage)

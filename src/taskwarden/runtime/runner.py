@@ -5,20 +5,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Protocol
 
-import orjson
-
-from taskwarden.errors import (
-    ActionFailedError,
-    NoSuchNodeError,
-    RejectedExecutionError,
-    TaskCancelledError,
-    TaskwardenError,
-    es_type_of,
-)
+from taskwarden.errors import NoSuchNodeError, RejectedExecutionError, TaskwardenError
+from taskwarden.runtime.asyncrun import AsyncRun
 from taskwarden.runtime.executors.processes import ProcessExecutor
 from taskwarden.runtime.executors.threads import ThreadExecutor
 from taskwarden.runtime.handle import (
@@ -27,11 +18,11 @@ from taskwarden.runtime.handle import (
     ChildLauncher,
     ThreadTaskHandle,
 )
+from taskwarden.runtime.outcome import Outcome, failed, returned, shut_down
 from taskwarden.runtime.registry import ActionRegistry, ActionSpec
-from taskwarden.runtime.resources import TaskUsage, timed_steps
+from taskwarden.runtime.resources import TaskUsage
 from taskwarden.tasks import (
     EMPTY_TASK_ID,
-    NODE_SHUTTING_DOWN,
     CancellableTask,
     CancelReason,
     Task,
@@ -53,14 +44,6 @@ log = logging.getLogger(__name__)
 _STUCK_AFTER_S = 30.0
 DEFAULT_MAX_TASKS = 200_000
 DEFAULT_MAX_CHILDREN_PER_TASK = 100_000
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """How a task ended: a JSON-able response or an error."""
-
-    response: Any = None
-    error: TaskwardenError | None = None
 
 
 Finisher = Callable[[Task, Outcome], Awaitable[None]]
@@ -165,55 +148,40 @@ class ActionRunner:
         spec: ActionSpec,
         params: dict[str, Any],
         finisher: Finisher | None,
-        outcome: asyncio.Future[Any],
+        end: asyncio.Future[Any],
     ) -> None:
         loop = asyncio.get_running_loop()
         handle = AsyncTaskHandle(task, self.launcher, self.threads, self.processes)
-        task.resource_stats = TaskUsage()
+        usage = task.resource_stats = TaskUsage()
         # Named after the task: hot threads reports which task the event loop is busy with.
-        job = loop.create_task(
-            self._execute(task, spec, params, handle, finisher, outcome),
-            name=f"{task.id} {task.action}",
-        )
-        # partial rather than lambdas: fewer objects per running task for the collector to walk.
-        job.add_done_callback(
-            functools.partial(self._ended_before_starting, task, finisher, outcome)
-        )
+        name = f"{task.id} {task.action}"
+        run: AsyncRun | None = None
+        job: asyncio.Task[None]
+        if spec.executor == "async":
+            run = AsyncRun(self, task, _coroutine(spec, handle, params), handle, usage, finisher,
+                           end)
+            job = loop.create_task(run, name=name)
+            run.job, run.started = job, loop.time()
+        else:
+            job = loop.create_task(self._execute(task, spec, params, handle, finisher, end),
+                                   name=name)
+            # partial rather than a lambda: fewer objects per running task for the collector.
+            job.add_done_callback(
+                functools.partial(self._ended_before_starting, task, handle, finisher, end)
+            )
         self._running[task.id.id] = job
         if self.observer is not None:
             self.observer.task_started(task)
-        if spec.executor == "async" and isinstance(task, CancellableTask):
-            task.add_cancel_listener(functools.partial(self._on_cancel, job, handle, loop.time()))
-
-    def _on_cancel(
-        self, job: asyncio.Task[None], handle: AsyncTaskHandle, started: float,
-        reason: CancelReason,
-    ) -> None:
-        self._cancel_coroutine(job, handle, reason, 0.01, started)
+        if run is not None and isinstance(task, CancellableTask):
+            task.add_cancel_listener(run.on_cancel)
 
     def _ended_before_starting(
-        self, task: Task, finisher: Finisher | None, outcome: asyncio.Future[Any],
-        _job: object = None,
+        self, task: Task, handle: AsyncTaskHandle, finisher: Finisher | None,
+        end: asyncio.Future[Any], _job: object = None,
     ) -> None:
         """A job cancelled before its first step never runs its ``finally``: finish it here."""
-        if outcome.done():
-            return
-        error = (
-            task.cancelled_error() if isinstance(task, CancellableTask) and task.is_cancelled
-            else TaskCancelledError(f"task cancelled [{NODE_SHUTTING_DOWN}]")
-        )
-        result = Outcome(error=error)
-
-        async def finish() -> None:
-            finishing = None if finisher is None else finisher(task, result)
-            try:
-                self._ended(task, result, outcome)
-                if finishing is not None:
-                    await finishing
-            finally:
-                self._running.pop(task.id.id, None)
-
-        self._running[task.id.id] = asyncio.get_running_loop().create_task(finish())
+        if not end.done():
+            self.run_ended(task, handle, failed(task, asyncio.CancelledError()), finisher, end)
 
     async def _execute(
         self,
@@ -222,45 +190,58 @@ class ActionRunner:
         params: dict[str, Any],
         handle: AsyncTaskHandle,
         finisher: Finisher | None,
-        outcome_future: asyncio.Future[Any],
+        end: asyncio.Future[Any],
     ) -> None:
+        """A thread or process action's run: its end awaited on the event loop."""
         outcome: Outcome | None = None
+        try:
+            try:
+                if spec.executor == "thread":
+                    thread_handle = ThreadTaskHandle(task, self.launcher,
+                                                     asyncio.get_running_loop())
+                    call = functools.partial(spec.fn, thread_handle, **params)
+                    response = await handle.until_done(self.threads.submit(call, task=task))
+                else:
+                    grace = spec.grace(params) if spec.grace is not None else None
+                    response = await handle.until_done(
+                        self.processes.run(task, spec.fn, params, grace=grace)
+                    )
+                outcome = returned(spec.name, response)
+            except (Exception, asyncio.CancelledError) as exc:
+                if isinstance(exc, asyncio.CancelledError):
+                    current = asyncio.current_task()
+                    if current is not None:
+                        current.uncancel()
+                outcome = failed(task, exc)
+        finally:
+            self.run_ended(task, handle, outcome or shut_down(), finisher, end)
+
+    def run_ended(
+        self, task: Task, handle: AsyncTaskHandle, outcome: Outcome, finisher: Finisher | None,
+        end: asyncio.Future[Any],
+    ) -> None:
+        """A run is over: the finisher sees the outcome, the task unregisters, waiters wake;
+        what the finisher returned is awaited afterwards."""
         finishing: Awaitable[None] | None = None
         try:
-            # One coroutine for the whole run, not one per stage: thousands may be waiting.
-            try:
-                response = await self._work(task, spec, params, handle)
-                _check_json(spec.name, response)
-                outcome = Outcome(response=response)
-            except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if current is not None:
-                    current.uncancel()
-                outcome = Outcome(error=(
-                    task.cancelled_error()
-                    if isinstance(task, CancellableTask) and task.is_cancelled
-                    else TaskCancelledError(f"task cancelled [{NODE_SHUTTING_DOWN}]")
-                ))
-            except TaskwardenError as exc:
-                outcome = Outcome(error=exc)
-            except Exception as exc:
-                log.debug("action [%s] of task [%s] failed", spec.name, task.id, exc_info=True)
-                outcome = Outcome(error=ActionFailedError(
-                    str(exc) or type(exc).__name__, es_type=es_type_of(exc)
-                ))
             if finisher is not None:
                 finishing = finisher(task, outcome)
         finally:
-            self._ended(task, outcome or Outcome(
-                error=TaskCancelledError(f"task cancelled [{NODE_SHUTTING_DOWN}]")
-            ), outcome_future)
+            self._ended(task, outcome, end)
             if finishing is None:
                 self._running.pop(task.id.id, None)
-        if finishing is not None:
-            try:
-                await handle.until_done(finishing)
-            finally:
-                self._running.pop(task.id.id, None)
+            else:
+                self._running[task.id.id] = asyncio.get_running_loop().create_task(
+                    self._finishing(task, handle, finishing)
+                )
+
+    async def _finishing(
+        self, task: Task, handle: AsyncTaskHandle, finishing: Awaitable[None]
+    ) -> None:
+        try:
+            await handle.until_done(finishing)
+        finally:
+            self._running.pop(task.id.id, None)
 
     def _ended(self, task: Task, ended: Outcome, outcome: asyncio.Future[Any]) -> None:
         """The task's end: it leaves the registry (waiters wake) and its outcome is known."""
@@ -277,20 +258,12 @@ class ActionRunner:
         else:
             outcome.set_exception(ended.error)
 
-    def _work(
-        self, task: Task, spec: ActionSpec, params: dict[str, Any], handle: AsyncTaskHandle
-    ) -> Awaitable[Any]:
-        """What the run awaits: the action's coroutine, or its end on a thread or a process."""
-        if spec.executor == "async":
-            usage = task.resource_stats
-            work = spec.fn(handle, **params)
-            return timed_steps(work, usage) if isinstance(usage, TaskUsage) else work
-        if spec.executor == "thread":
-            thread_handle = ThreadTaskHandle(task, self.launcher, asyncio.get_running_loop())
-            call = functools.partial(spec.fn, thread_handle, **params)
-            return handle.until_done(self.threads.submit(call, task=task))
-        grace = spec.grace(params) if spec.grace is not None else None
-        return handle.until_done(self.processes.run(task, spec.fn, params, grace=grace))
+    def cancel_job(
+        self, job: asyncio.Task[None], handle: AsyncTaskHandle, reason: CancelReason,
+        started: float,
+    ) -> None:
+        """Cancel an asyncio action's task (its task was cancelled), and again until it ends."""
+        self._cancel_coroutine(job, handle, reason, 0.01, started)
 
     def _cancel_coroutine(
         self,
@@ -324,22 +297,36 @@ class ActionRunner:
         )
 
     async def wait_all(self, timeout: float) -> bool:
-        """Wait until every running action has ended; False if some are still running."""
-        jobs = list(self._running.values())
-        if not jobs:
-            return True
-        _, pending = await asyncio.wait(jobs, timeout=timeout)
-        return not pending
+        """Wait until every running action has ended and its outcome is stored; False if some
+        are still running after ``timeout``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._running:
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            # A run that ends hands its outcome to a new task: look again until none is left.
+            await asyncio.wait(list(self._running.values()), timeout=left)
+        return True
 
 
-def _check_json(action: str, response: Any) -> None:
+def _coroutine(
+    spec: ActionSpec, handle: AsyncTaskHandle, params: dict[str, Any]
+) -> Coroutine[Any, Any, Any]:
+    """The action's coroutine; a failure to even create it becomes the run's error."""
     try:
-        orjson.dumps(response, option=orjson.OPT_NON_STR_KEYS)
-    except TypeError as exc:
-        raise ActionFailedError(
-            f"action [{action}] returned a response that is not JSON: {exc}",
-            es_type="illegal_state_exception",
-        ) from None
+        work = spec.fn(handle, **params)
+    except Exception as exc:
+        return _raise(exc)
+    return work if isinstance(work, Coroutine) else _await(work)
+
+
+async def _raise(exc: Exception) -> Any:
+    raise exc
+
+
+async def _await(work: Awaitable[Any]) -> Any:
+    return await work
 
 
 class LocalLauncher:
