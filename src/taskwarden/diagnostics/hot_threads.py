@@ -26,6 +26,7 @@ import psutil
 
 from taskwarden.diagnostics.request import HotThreadsRequest
 from taskwarden.errors import IllegalArgumentError
+from taskwarden.runtime.asyncrun import AsyncRun
 from taskwarden.tasks.info import format_iso_millis
 from taskwarden.timevalue import format_time_value
 
@@ -298,7 +299,9 @@ def _shared_bottom(left: tuple[str, ...], right: tuple[str, ...]) -> int:
 def _describe_asyncio_task(task: asyncio.Task[object], frame: FrameType | None) -> str:
     """The running task's name and the function the event-loop thread is in."""
     where = f" in {frame.f_code.co_qualname}" if frame is not None else ""
-    return f"{task.get_name()}{where}"
+    coro = task.get_coro()
+    name = coro.label if isinstance(coro, AsyncRun) else task.get_name()
+    return f"{name}{where}"
 
 
 def _busiest_asyncio_tasks(seen: list[str | None]) -> list[str]:

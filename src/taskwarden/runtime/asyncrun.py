@@ -1,8 +1,8 @@
 """AsyncRun: the coroutine of an ``async def`` action's asyncio task, timing each of its steps.
 
-A hand-written coroutine object rather than a wrapper ``async def``, a step-timing generator and
-callbacks: it is the only object the run adds around the action's own coroutine, and a node
-may hold a hundred thousand idle actions.
+A hand-written coroutine object, which is also the task's usage counters, rather than a wrapper
+``async def``, a step-timing generator, a counters object and callbacks: it is the only object
+the run adds around the action's own coroutine, and a node may hold 100k idle actions.
 """
 
 from __future__ import annotations
@@ -13,26 +13,24 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from taskwarden.runtime.outcome import Outcome, failed, returned, shut_down
+from taskwarden.runtime.resources import TaskUsage
 
 if TYPE_CHECKING:
     from taskwarden.runtime.handle import AsyncTaskHandle
-    from taskwarden.runtime.resources import TaskUsage
     from taskwarden.runtime.runner import ActionRunner, Finisher
     from taskwarden.tasks import CancelReason, Task
 
 __all__ = ["AsyncRun"]
 
 
-class AsyncRun(Coroutine[Any, Any, None]):
+class AsyncRun(TaskUsage, Coroutine[Any, Any, None]):
     """Steps the action's coroutine; once it ends, hands the outcome to the runner.
 
     Whatever the action raises (a cancel included) becomes its outcome, so the asyncio task
     itself always ends normally, even when cancelled before its first step.
     """
 
-    __slots__ = (
-        "end", "finisher", "handle", "job", "runner", "started", "task", "usage", "work",
-    )
+    __slots__ = ("end", "finisher", "handle", "job", "runner", "task", "work")
 
     def __init__(
         self,
@@ -40,19 +38,17 @@ class AsyncRun(Coroutine[Any, Any, None]):
         task: Task,
         work: Coroutine[Any, Any, Any],
         handle: AsyncTaskHandle,
-        usage: TaskUsage,
         finisher: Finisher | None,
         end: asyncio.Future[Any],
     ) -> None:
+        super().__init__()
         self.runner = runner
         self.task = task
         self.work = work
         self.handle = handle
-        self.usage = usage
         self.finisher = finisher
         self.end = end
         self.job: asyncio.Task[None] | None = None
-        self.started = 0.0
 
     def send(self, value: Any) -> Any:
         return self._step(value, None)
@@ -77,19 +73,18 @@ class AsyncRun(Coroutine[Any, Any, None]):
     def on_cancel(self, reason: CancelReason) -> None:
         """The task's cancel listener: cancel the asyncio task until the action has stopped."""
         if self.job is not None:
-            self.runner.cancel_job(self.job, self.handle, reason, self.started)
+            self.runner.cancel_job(self.job, self.handle, reason)
 
     def _step(self, value: Any, thrown: BaseException | None) -> Any:
-        usage = self.usage
-        usage.loop_steps += 1
+        self.loop_steps += 1
         started = time.thread_time_ns()
         try:
             yielded = self.work.send(value) if thrown is None else self.work.throw(thrown)
         except StopIteration as done:
-            usage.loop_cpu += time.thread_time_ns() - started
+            self.loop_cpu += time.thread_time_ns() - started
             self._ended(returned(self.task.action, done.value))
         except (Exception, asyncio.CancelledError) as exc:
-            usage.loop_cpu += time.thread_time_ns() - started
+            self.loop_cpu += time.thread_time_ns() - started
             if isinstance(exc, asyncio.CancelledError) and self.job is not None:
                 self.job.uncancel()
             outcome = failed(self.task, exc)
@@ -97,15 +92,20 @@ class AsyncRun(Coroutine[Any, Any, None]):
             del exc, thrown
             self._ended(outcome)
         except BaseException:
-            usage.loop_cpu += time.thread_time_ns() - started
+            self.loop_cpu += time.thread_time_ns() - started
             self.runner.run_ended(self.task, self.handle, shut_down(), self.finisher, self.end)
             raise
-        usage.loop_cpu += time.thread_time_ns() - started
+        self.loop_cpu += time.thread_time_ns() - started
         return yielded
 
     def _ended(self, outcome: Outcome) -> NoReturn:
         self.runner.run_ended(self.task, self.handle, outcome, self.finisher, self.end)
         raise StopIteration
 
+    @property
+    def label(self) -> str:
+        """The task's id and action (hot threads names the asyncio task it samples by it)."""
+        return f"{self.task.id} {self.task.action}"
+
     def __repr__(self) -> str:
-        return f"<AsyncRun {self.task.id} {self.task.action}>"
+        return f"<AsyncRun {self.label}>"

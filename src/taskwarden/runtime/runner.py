@@ -23,7 +23,6 @@ from taskwarden.runtime.registry import ActionRegistry, ActionSpec
 from taskwarden.runtime.resources import TaskUsage
 from taskwarden.tasks import (
     EMPTY_TASK_ID,
-    CancellableTask,
     CancelReason,
     Task,
     TaskId,
@@ -77,11 +76,12 @@ class ActionRunner:
         self.launcher: ChildLauncher = LocalLauncher(self)
         self.observer: RunObserver | None = None
         self._running: dict[int, asyncio.Task[None]] = {}
-        # Ids of the action tasks registered and not yet ended (what the node limit counts).
-        self._active: set[int] = set()
+        # Action tasks registered and not yet ended (what the node limit counts).
+        self._live = 0
         # Bounds on what one node runs: actions at once, and children of one parent at once.
         self.max_tasks = DEFAULT_MAX_TASKS
         self.max_children_per_task = DEFAULT_MAX_CHILDREN_PER_TASK
+        manager.add_cancel_listener(self._task_cancelled)
 
     def prepare(self, action: str, body: Mapping[str, Any]) -> tuple[ActionSpec, dict[str, Any]]:
         """Find the action and check its parameters before anything is registered."""
@@ -99,9 +99,9 @@ class ActionRunner:
     ) -> Task:
         """Register the task for one run; raises TaskCancelledError under a banned parent and
         RejectedExecutionError (429) past the node's limits."""
-        if len(self._active) >= self.max_tasks:
+        if self._live >= self.max_tasks:
             raise RejectedExecutionError(
-                f"rejected execution of [{spec.name}]: [{len(self._active)}] tasks are running "
+                f"rejected execution of [{spec.name}]: [{self._live}] tasks are running "
                 f"on this node, its limit is [{self.max_tasks}]"
             )
         if parent_id.is_set:
@@ -120,7 +120,7 @@ class ActionRunner:
             description=spec.description,
             cancellable=spec.is_cancellable(params),
         )
-        self._active.add(task.id.id)
+        self._live += 1
         return task
 
     def launch(
@@ -152,19 +152,18 @@ class ActionRunner:
     ) -> None:
         loop = asyncio.get_running_loop()
         handle = AsyncTaskHandle(task, self.launcher, self.threads, self.processes)
-        usage = task.resource_stats = TaskUsage()
-        # Named after the task: hot threads reports which task the event loop is busy with.
-        name = f"{task.id} {task.action}"
         run: AsyncRun | None = None
         job: asyncio.Task[None]
         if spec.executor == "async":
-            run = AsyncRun(self, task, _coroutine(spec, handle, params), handle, usage, finisher,
-                           end)
-            job = loop.create_task(run, name=name)
-            run.job, run.started = job, loop.time()
+            run = AsyncRun(self, task, _coroutine(spec, handle, params), handle, finisher, end)
+            task.resource_stats = run
+            # Named after the action, a string every run of it shares; hot threads finds the
+            # task's id through the coroutine.
+            job = run.job = loop.create_task(run, name=task.action)
         else:
+            task.resource_stats = TaskUsage()
             job = loop.create_task(self._execute(task, spec, params, handle, finisher, end),
-                                   name=name)
+                                   name=f"{task.id} {task.action}")
             # partial rather than a lambda: fewer objects per running task for the collector.
             job.add_done_callback(
                 functools.partial(self._ended_before_starting, task, handle, finisher, end)
@@ -172,8 +171,8 @@ class ActionRunner:
         self._running[task.id.id] = job
         if self.observer is not None:
             self.observer.task_started(task)
-        if run is not None and isinstance(task, CancellableTask):
-            task.add_cancel_listener(run.on_cancel)
+        if run is not None and task.cancel_reason is not None:
+            run.on_cancel(task.cancel_reason)
 
     def _ended_before_starting(
         self, task: Task, handle: AsyncTaskHandle, finisher: Finisher | None,
@@ -246,7 +245,7 @@ class ActionRunner:
     def _ended(self, task: Task, ended: Outcome, outcome: asyncio.Future[Any]) -> None:
         """The task's end: it leaves the registry (waiters wake) and its outcome is known."""
         self.manager.unregister(task)
-        self._active.discard(task.id.id)
+        self._live -= 1
         if self.observer is not None:
             self.observer.task_ended(task, ended.error)
         if outcome.done():
@@ -258,12 +257,20 @@ class ActionRunner:
         else:
             outcome.set_exception(ended.error)
 
+    def _task_cancelled(self, task: Task, reason: CancelReason) -> None:
+        """An asyncio action's task was cancelled: cancel its asyncio task too."""
+        job = self._running.get(task.id.id)
+        if job is None:
+            return
+        run = job.get_coro()
+        if isinstance(run, AsyncRun) and run.task is task:
+            run.on_cancel(reason)
+
     def cancel_job(
-        self, job: asyncio.Task[None], handle: AsyncTaskHandle, reason: CancelReason,
-        started: float,
+        self, job: asyncio.Task[None], handle: AsyncTaskHandle, reason: CancelReason
     ) -> None:
         """Cancel an asyncio action's task (its task was cancelled), and again until it ends."""
-        self._cancel_coroutine(job, handle, reason, 0.01, started)
+        self._cancel_coroutine(job, handle, reason, 0.01, job.get_loop().time())
 
     def _cancel_coroutine(
         self,

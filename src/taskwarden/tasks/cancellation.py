@@ -88,7 +88,7 @@ class CancellationService:
             # Ban first so a child registering while we cancel is refused.
             children = self.manager.ban_parent(task.id, why)
             self._banned_here.add(task.id)
-            task.mark_cancelled(why)
+            self.manager.mark_cancelled(task, why)
             if self.manager.get(task.id) is not task:
                 self._release_later(task)
             others = (task.child_nodes or set()) - {self.manager.node_id}

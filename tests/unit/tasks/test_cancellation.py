@@ -38,6 +38,24 @@ async def test_first_reason_wins_and_cancel_is_idempotent() -> None:
         task.check_cancelled()
 
 
+async def test_listeners_on_the_task_and_on_the_manager_each_hear_a_cancel_once() -> None:
+    manager, service = make()
+    root = manager.register("transport", "root")
+    child = manager.register("direct", "child", parent_id=root.id)
+    assert isinstance(root, CancellableTask) and isinstance(child, CancellableTask)
+    heard: list[str] = []
+    manager.add_cancel_listener(lambda task, reason: heard.append(f"manager {task.action}"))
+    kept, dropped = (lambda reason: heard.append("kept")), (lambda reason: heard.append("x"))
+    child.add_cancel_listener(kept)
+    child.add_cancel_listener(dropped)
+    child.remove_cancel_listener(dropped)
+    root.add_cancel_listener(dropped)
+    root.remove_cancel_listener(dropped)
+    await service.cancel(root, CancelReason("why"))
+    await service.cancel(root, CancelReason("again"))
+    assert sorted(heard) == ["kept", "manager child", "manager root"]
+
+
 async def test_listener_added_after_cancel_runs_at_once() -> None:
     manager, service = make()
     task = manager.register("transport", "a")
