@@ -107,5 +107,10 @@ class AsyncRun(TaskUsage, Coroutine[Any, Any, None]):
         """The task's id and action (hot threads names the asyncio task it samples by it)."""
         return f"{self.task.id} {self.task.action}"
 
+    @property
+    def __name__(self) -> str:
+        """What asyncio's repr of the task shows as its coroutine."""
+        return f"AsyncRun[{self.label}]"
+
     def __repr__(self) -> str:
         return f"<AsyncRun {self.label}>"
