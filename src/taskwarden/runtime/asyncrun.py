@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from taskwarden.runtime.outcome import Outcome, failed, returned, shut_down
 from taskwarden.runtime.resources import TaskUsage
@@ -43,11 +43,12 @@ class AsyncRun(TaskUsage, Coroutine[Any, Any, None]):
     ) -> None:
         super().__init__()
         self.runner = runner
-        self.task = task
-        self.work = work
-        self.handle = handle
+        # All but the runner are dropped once the run has ended (see _ended).
+        self.task: Task | None = task
+        self.work: Coroutine[Any, Any, Any] | None = work
+        self.handle: AsyncTaskHandle | None = handle
         self.finisher = finisher
-        self.end = end
+        self.end: asyncio.Future[Any] | None = end
         self.job: asyncio.Task[None] | None = None
 
     def send(self, value: Any) -> Any:
@@ -62,7 +63,8 @@ class AsyncRun(TaskUsage, Coroutine[Any, Any, None]):
         return self._step(None, typ)
 
     def close(self) -> None:
-        self.work.close()
+        if self.work is not None:
+            self.work.close()
 
     def __await__(self) -> AsyncRun:
         return self
@@ -71,41 +73,54 @@ class AsyncRun(TaskUsage, Coroutine[Any, Any, None]):
         return self
 
     def on_cancel(self, reason: CancelReason) -> None:
-        """The task's cancel listener: cancel the asyncio task until the action has stopped."""
-        if self.job is not None:
+        """Its task was cancelled: cancel the asyncio task, again until the action has stopped."""
+        if self.job is not None and self.handle is not None:
             self.runner.cancel_job(self.job, self.handle, reason)
 
     def _step(self, value: Any, thrown: BaseException | None) -> Any:
+        task, work = self.task, self.work
+        if task is None or work is None:  # ended (asyncio never steps a finished coroutine)
+            raise StopIteration
         self.loop_steps += 1
         started = time.thread_time_ns()
         try:
-            yielded = self.work.send(value) if thrown is None else self.work.throw(thrown)
+            yielded = work.send(value) if thrown is None else work.throw(thrown)
         except StopIteration as done:
             self.loop_cpu += time.thread_time_ns() - started
-            self._ended(returned(self.task.action, done.value))
+            self._ended(task, returned(task.action, done.value))
+            raise StopIteration from None
         except (Exception, asyncio.CancelledError) as exc:
             self.loop_cpu += time.thread_time_ns() - started
             if isinstance(exc, asyncio.CancelledError) and self.job is not None:
                 self.job.uncancel()
-            outcome = failed(self.task, exc)
-            # Often the very error thrown in: this frame must not hold it as it leaves.
+            outcome = failed(task, exc)
+            if exc is thrown:
+                # The very error asyncio threw in (a cancel): its traceback holds this frame's
+                # caller, which holds the error, a cycle only a full collection would free.
+                exc.__traceback__ = None
             del exc, thrown
-            self._ended(outcome)
+            self._ended(task, outcome)
+            raise StopIteration from None
         except BaseException:
             self.loop_cpu += time.thread_time_ns() - started
-            self.runner.run_ended(self.task, self.handle, shut_down(), self.finisher, self.end)
+            self._ended(task, shut_down())
             raise
         self.loop_cpu += time.thread_time_ns() - started
         return yielded
 
-    def _ended(self, outcome: Outcome) -> NoReturn:
-        self.runner.run_ended(self.task, self.handle, outcome, self.finisher, self.end)
-        raise StopIteration
+    def _ended(self, task: Task, outcome: Outcome) -> None:
+        handle, finisher, end = self.handle, self.finisher, self.end
+        # The task keeps this object as its usage counters: without references back to the
+        # task, its handle and the asyncio task, reference counting frees them all at once.
+        self.task = self.work = self.handle = self.finisher = self.end = self.job = None
+        assert handle is not None and end is not None
+        self.runner.run_ended(task, handle, outcome, finisher, end)
 
     @property
     def label(self) -> str:
         """The task's id and action (hot threads names the asyncio task it samples by it)."""
-        return f"{self.task.id} {self.task.action}"
+        task = self.task
+        return "ended" if task is None else f"{task.id} {task.action}"
 
     @property
     def __name__(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from collections.abc import AsyncIterator
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from taskwarden.errors import RejectedExecutionError, ResourceNotFoundError
+from taskwarden.runtime.asyncrun import AsyncRun
 from taskwarden.runtime.executors.processes import ProcessExecutor
 from taskwarden.runtime.executors.threads import ThreadExecutor
 from taskwarden.runtime.handle import AsyncTaskHandle, ThreadTaskHandle
@@ -235,3 +237,39 @@ async def test_a_thread_action_spawns_a_child_and_gets_its_answer(harness: Harne
     refused = await harness.launch("t:thread-parent", {"action": "t:fail"})[1]
     assert refused.error is not None
     assert refused.error.reason == "action [t:fail] does not support parameter [value]"
+
+
+async def test_a_cancelled_tree_leaves_nothing_for_the_cycle_collector(harness: Harness) -> None:
+    """Its runs, tasks and cancel errors are freed by reference counting as they end."""
+    running = 0
+    all_running = asyncio.Event()
+
+    @action("t:idle", registry=harness.registry)
+    async def idle(task: AsyncTaskHandle) -> None:
+        nonlocal running
+        running += 1
+        if running == 20:
+            all_running.set()
+        await asyncio.get_running_loop().create_future()
+
+    @action("t:idle-tree", registry=harness.registry)
+    async def idle_tree(task: AsyncTaskHandle) -> None:
+        await asyncio.gather(*(task.spawn("t:idle") for _ in range(20)))
+
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        parent, outcome = harness.launch("t:idle-tree")
+        await all_running.wait()
+        await harness.cancellation.cancel(parent, CancelReason("tree"), wait_for_completion=True)
+        ended = await outcome
+        assert ended.error is not None and ended.error.type == "task_cancelled_exception"
+        del parent, outcome, ended
+        gc.collect()
+        left = [o for o in gc.garbage if isinstance(o, (AsyncRun, Task, asyncio.CancelledError))]
+        assert left == []
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
