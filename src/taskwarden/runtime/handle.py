@@ -22,9 +22,9 @@ T = TypeVar("T")
 class ChildEnd(asyncio.Future[Any]):
     """A child task's end: its response, or its error. Cancelling the wait does not end it.
 
-    Cancelling a task that awaits one (or a gather of them) takes effect once the children
-    have ended: a parent never ends before its children. A future rather than a coroutine, so
-    that a parent waiting on thousands of children holds no asyncio task per child.
+    Cancelling a task that awaits one takes effect once the child has ended (awaiting a gather
+    of them with ``return_exceptions=True``: once all have). A future rather than a coroutine,
+    so that a parent waiting on thousands of children holds no asyncio task per child.
     """
 
     __slots__ = ()
@@ -210,8 +210,8 @@ class AsyncTaskHandle(TaskHandle):
     ) -> ChildEnd:
         """Start a child task (on ``node``, default this one); await it for its response.
 
-        Cancelling the awaiting code waits for the child's end first; cancelling this task
-        cancels its children by itself.
+        A cancel of the code awaiting it arrives once the child has ended; cancelling this
+        task cancels its children by itself.
         """
         return self._launcher.start(self._task, action, dict(params or {}), node=node)
 
