@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
 import subprocess
 import time
+
+
+def _read_some(fd: int, wait: float) -> bytes | None:
+    """What the terminal has within ``wait`` seconds (maybe nothing); None once it is closed."""
+    readable, _, _ = select.select([fd], [], [], wait)
+    if not readable:
+        return b""
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # the command exited and closed the terminal
+        return None
 
 
 def read_until(fd: int, wanted: bytes, timeout: float = 20.0) -> bytes:
@@ -14,12 +24,10 @@ def read_until(fd: int, wanted: bytes, timeout: float = 20.0) -> bytes:
     seen = b""
     deadline = time.monotonic() + timeout
     while wanted not in seen and time.monotonic() < deadline:
-        readable, _, _ = select.select([fd], [], [], 0.2)
-        if readable:
-            try:
-                seen += os.read(fd, 65536)
-            except OSError:  # the command exited and closed the terminal
-                break
+        chunk = _read_some(fd, 0.2)
+        if chunk is None:
+            break
+        seen += chunk
     return seen
 
 
@@ -30,8 +38,6 @@ def exit_code_reading(fd: int, proc: subprocess.Popen[bytes], timeout: float = 2
     while proc.poll() is None:
         if time.monotonic() > deadline:
             raise subprocess.TimeoutExpired(proc.args, timeout)
-        readable, _, _ = select.select([fd], [], [], 0.1)
-        if readable:
-            with contextlib.suppress(OSError):  # the command exited and closed the terminal
-                os.read(fd, 65536)
+        if _read_some(fd, 0.1) is None:  # nothing more to read: just wait
+            return proc.wait(max(0.0, deadline - time.monotonic()))
     return proc.returncode

@@ -18,7 +18,7 @@ from taskwarden.runtime.resources import TaskUsage
 if TYPE_CHECKING:
     from taskwarden.runtime.handle import AsyncTaskHandle
     from taskwarden.runtime.runner import ActionRunner, Finisher
-    from taskwarden.tasks import CancelReason, Task
+    from taskwarden.tasks import Task
 
 __all__ = ["AsyncRun"]
 
@@ -30,7 +30,7 @@ class AsyncRun(TaskUsage, Coroutine[Any, Any, None]):
     itself always ends normally, even when cancelled before its first step.
     """
 
-    __slots__ = ("end", "finisher", "handle", "job", "runner", "task", "work")
+    __slots__ = ("end", "finisher", "handle", "runner", "task", "work")
 
     def __init__(
         self,
@@ -49,7 +49,6 @@ class AsyncRun(TaskUsage, Coroutine[Any, Any, None]):
         self.handle: AsyncTaskHandle | None = handle
         self.finisher = finisher
         self.end: asyncio.Future[Any] | None = end
-        self.job: asyncio.Task[None] | None = None
 
     def send(self, value: Any) -> Any:
         return self._step(value, None)
@@ -72,11 +71,6 @@ class AsyncRun(TaskUsage, Coroutine[Any, Any, None]):
     def __iter__(self) -> AsyncRun:
         return self
 
-    def on_cancel(self, reason: CancelReason) -> None:
-        """Its task was cancelled: cancel the asyncio task, again until the action has stopped."""
-        if self.job is not None and self.handle is not None:
-            self.runner.cancel_job(self.job, self.handle, reason)
-
     def _step(self, value: Any, thrown: BaseException | None) -> Any:
         task, work = self.task, self.work
         if task is None or work is None:  # ended (asyncio never steps a finished coroutine)
@@ -91,8 +85,10 @@ class AsyncRun(TaskUsage, Coroutine[Any, Any, None]):
             raise StopIteration from None
         except (Exception, asyncio.CancelledError) as exc:
             self.loop_cpu += time.thread_time_ns() - started
-            if isinstance(exc, asyncio.CancelledError) and self.job is not None:
-                self.job.uncancel()
+            if isinstance(exc, asyncio.CancelledError):
+                job = asyncio.current_task()  # the asyncio task stepping this run
+                if job is not None:
+                    job.uncancel()
             outcome = failed(task, exc)
             if exc is thrown:
                 # The very error asyncio threw in (a cancel): its traceback holds this frame's
@@ -111,8 +107,8 @@ class AsyncRun(TaskUsage, Coroutine[Any, Any, None]):
     def _ended(self, task: Task, outcome: Outcome) -> None:
         handle, finisher, end = self.handle, self.finisher, self.end
         # The task keeps this object as its usage counters: without references back to the
-        # task, its handle and the asyncio task, reference counting frees them all at once.
-        self.task = self.work = self.handle = self.finisher = self.end = self.job = None
+        # task and its handle, reference counting frees them all at once.
+        self.task = self.work = self.handle = self.finisher = self.end = None
         assert handle is not None and end is not None
         self.runner.run_ended(task, handle, outcome, finisher, end)
 

@@ -159,7 +159,7 @@ class ActionRunner:
             task.resource_stats = run
             # Named after the action, a string every run of it shares; hot threads finds the
             # task's id through the coroutine.
-            job = run.job = loop.create_task(run, name=task.action)
+            job = loop.create_task(run, name=task.action)
         else:
             task.resource_stats = TaskUsage()
             job = loop.create_task(self._execute(task, spec, params, handle, finisher, end),
@@ -172,7 +172,7 @@ class ActionRunner:
         if self.observer is not None:
             self.observer.task_started(task)
         if run is not None and task.cancel_reason is not None:
-            run.on_cancel(task.cancel_reason)
+            self._task_cancelled(task, task.cancel_reason)
 
     def _ended_before_starting(
         self, task: Task, handle: AsyncTaskHandle, finisher: Finisher | None,
@@ -258,19 +258,14 @@ class ActionRunner:
             outcome.set_exception(ended.error)
 
     def _task_cancelled(self, task: Task, reason: CancelReason) -> None:
-        """An asyncio action's task was cancelled: cancel its asyncio task too."""
+        """An asyncio action's task was cancelled: cancel its asyncio task, and again until the
+        action has stopped."""
         job = self._running.get(task.id.id)
         if job is None:
             return
         run = job.get_coro()
-        if isinstance(run, AsyncRun) and run.task is task:
-            run.on_cancel(reason)
-
-    def cancel_job(
-        self, job: asyncio.Task[None], handle: AsyncTaskHandle, reason: CancelReason
-    ) -> None:
-        """Cancel an asyncio action's task (its task was cancelled), and again until it ends."""
-        self._cancel_coroutine(job, handle, reason, 0.01, job.get_loop().time())
+        if isinstance(run, AsyncRun) and run.task is task and run.handle is not None:
+            self._cancel_coroutine(job, run.handle, reason, 0.01, job.get_loop().time())
 
     def _cancel_coroutine(
         self,

@@ -16,8 +16,6 @@ __all__ = ["CancelReason", "CancelSource", "CancellableTask", "Task"]
 
 _EVENT_LOCK = threading.Lock()
 
-_Listener = Callable[["CancelReason"], None]
-
 
 class CancelSource(enum.Enum):
     """Where a cancel comes from; kept apart from how it spreads (tree, then bans)."""
@@ -109,8 +107,7 @@ class Task:
         self.cancel_reason: CancelReason | None = None
         self.cancelled_at_millis: int | None = None
         self.cancelled_at_nanos: int | None = None
-        # One listener as it is, several in a list: most tasks have at most one.
-        self._listeners: _Listener | list[_Listener] | None = None
+        self._listeners: list[Callable[[CancelReason], None]] | None = None
         self._event: threading.Event | None = None
 
     @property
@@ -206,11 +203,8 @@ class CancellableTask(Task):
         if event is not None:
             event.set()
         listeners, self._listeners = self._listeners, None
-        if isinstance(listeners, list):
-            for listener in listeners:
-                listener(reason)
-        elif listeners is not None:
-            listeners(reason)
+        for listener in listeners or ():
+            listener(reason)
         return True
 
     def add_cancel_listener(self, listener: Callable[[CancelReason], None]) -> None:
@@ -218,21 +212,13 @@ class CancellableTask(Task):
         if self.cancel_reason is not None:
             listener(self.cancel_reason)
             return
-        listeners = self._listeners
-        if listeners is None:
-            self._listeners = listener
-        elif isinstance(listeners, list):
-            listeners.append(listener)
-        else:
-            self._listeners = [listeners, listener]
+        if self._listeners is None:
+            self._listeners = []
+        self._listeners.append(listener)
 
     def remove_cancel_listener(self, listener: Callable[[CancelReason], None]) -> None:
-        listeners = self._listeners
-        if isinstance(listeners, list):
-            if listener in listeners:
-                listeners.remove(listener)
-        elif listeners == listener:
-            self._listeners = None
+        if self._listeners is not None and listener in self._listeners:
+            self._listeners.remove(listener)
 
     def cancelled_error(self) -> TaskCancelledError:
         return TaskCancelledError(f"task cancelled [{self.cancel_reason}]")
