@@ -178,8 +178,9 @@ class ActionRunner:
         self, task: Task, handle: AsyncTaskHandle, finisher: Finisher | None,
         end: asyncio.Future[Any], _job: object = None,
     ) -> None:
-        """A job cancelled before its first step never runs its ``finally``: finish it here."""
-        if not end.done():
+        """A job cancelled before its first step never runs its ``finally``: finish it here.
+        Asked of the registry, not of ``end``: a waiter may have cancelled that future."""
+        if self.manager.get(task.id) is task:
             self.run_ended(task, handle, failed(task, asyncio.CancelledError()), finisher, end)
 
     async def _execute(

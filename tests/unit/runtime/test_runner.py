@@ -273,3 +273,16 @@ async def test_a_cancelled_tree_leaves_nothing_for_the_cycle_collector(harness: 
         gc.set_debug(0)
         gc.garbage.clear()
         gc.enable()
+
+
+async def test_a_job_torn_down_before_its_first_step_unregisters_even_if_its_waiter_gave_up(
+    harness: Harness,
+) -> None:
+    task, outcome = harness.launch("t:blocking")
+    outcome.cancel()  # the waiter went away
+    # The node's teardown cancels the thread action's asyncio task before it has run a step.
+    (job,) = [j for j in asyncio.all_tasks() if j.get_name() == f"{task.id} t:blocking"]
+    job.cancel()
+    await asyncio.wait([job])  # returns after the job's earlier done callbacks have run
+    assert harness.manager.get(task.id) is None
+    assert not harness.thread_started.is_set()
